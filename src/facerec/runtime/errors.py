@@ -7,15 +7,23 @@ boundary with :func:`status_code_for`; anything else escaping a servicer is logg
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import grpc
+from google.protobuf.message import Message
 
 
 class FacerecError(Exception):
-    """Base of every error a facerec service answers with a status code other than INTERNAL."""
+    """Base of every error a facerec service answers with a status code other than INTERNAL.
 
-    def __init__(self, message: str) -> None:
+    ``details`` are protobuf messages (e.g. ``google.rpc.PreconditionFailure``) sent to the caller in the
+    rich ``google.rpc.Status`` of the error.
+    """
+
+    def __init__(self, message: str, details: Sequence[Message] = ()) -> None:
         super().__init__(message)
         self.message = message
+        self.details = tuple(details)
 
 
 class InvalidArgument(FacerecError):

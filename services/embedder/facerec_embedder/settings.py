@@ -1,0 +1,28 @@
+"""Settings of the embedder service (environment variables ``FACEREC_EMBEDDER_*``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from facerec.runtime.settings import MiB, ServiceSettings
+
+
+class EmbedderSettings(ServiceSettings):
+    """Where Triton is, how photos are decoded and faces detected, how chips are batched."""
+
+    model_config = SettingsConfigDict(env_prefix="FACEREC_EMBEDDER_", extra="ignore")
+
+    port: int = Field(50052, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
+    metrics_port: int = Field(9102, ge=0, le=65535, description="Prometheus /metrics port; 0 disables it.")
+    triton_url: str = Field("127.0.0.1:8001", description="host:port of Triton's gRPC endpoint.")
+    triton_model: str = Field("face_embedder", description="Name of the embedding model in Triton's repository.")
+    triton_timeout_s: float = Field(10.0, gt=0, description="Deadline of one Triton inference call.")
+    upsample: int = Field(
+        1, ge=0, le=3, description="Detector upsampling: 0 finds faces of ~80 px and more, 1 of ~40 px (4x slower)."
+    )
+    max_image_bytes: int = Field(20 * MiB, gt=0, description="Largest encoded photo accepted.")
+    max_image_pixels: int = Field(40_000_000, gt=0, description="Largest decoded photo (width x height) accepted.")
+    batch_max_size: int = Field(64, ge=1, le=256, description="Most chips sent to Triton in one call.")
+    batch_max_delay_ms: float = Field(2.0, ge=0, description="How long a chip waits for others to share a Triton call.")
+    detect_workers: int = Field(2, ge=1, description="Threads decoding photos and running the face detector.")

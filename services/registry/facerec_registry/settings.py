@@ -1,0 +1,40 @@
+"""Settings of the registry service (environment variables ``FACEREC_REGISTRY_*``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from facerec.runtime.settings import ServiceSettings
+
+
+def default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "facerec" / "registry"
+
+
+class RegistrySettings(ServiceSettings):
+    """Where faces are stored: embedded Qdrant Edge in ``data_dir``, or a Qdrant server when ``qdrant_url`` is set."""
+
+    model_config = SettingsConfigDict(env_prefix="FACEREC_REGISTRY_", extra="ignore")
+
+    port: int = Field(50053, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
+    metrics_port: int = Field(9103, ge=0, le=65535, description="Prometheus /metrics port; 0 disables it.")
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Embedded store (Qdrant Edge) data folder; only this process may open it. Unused with a URL.",
+    )
+    qdrant_url: str | None = Field(
+        None, description="Qdrant server, e.g. http://qdrant:6334 (gRPC preferred). Unset: embedded Qdrant Edge."
+    )
+    qdrant_api_key: str | None = Field(None, description="API key of the Qdrant server.")
+    qdrant_timeout_s: float = Field(10.0, gt=0, description="Deadline of one call to the Qdrant server.")
+    qdrant_shard_number: int = Field(
+        1, ge=1, description="Shards per collection on a Qdrant cluster (a multiple of the node count)."
+    )
+    qdrant_replication_factor: int = Field(1, ge=1, description="Copies of each shard on a Qdrant cluster.")
+    hnsw_m: int = Field(16, ge=4, description="HNSW graph degree.")
+    hnsw_ef_construct: int = Field(128, ge=8, description="HNSW build-time beam width.")
+    search_ef: int = Field(64, ge=8, description="HNSW search-time beam width (recall vs latency).")
+    quantization: bool = Field(True, description="int8 scalar quantization with rescoring (server mode).")

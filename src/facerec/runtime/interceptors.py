@@ -1,0 +1,172 @@
+"""Server interceptor: request ids, structured access logs, metrics, and domain errors -> status codes.
+
+It wraps every method handler of the server (unary and streaming alike) so that servicers stay thin: they raise
+:class:`~facerec.runtime.errors.FacerecError` subclasses and the interceptor answers with the mapped status.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import status_pb2
+
+from facerec.runtime.context import REQUEST_ID_HEADER, new_request_id, request_id, valid_request_id
+from facerec.runtime.errors import FacerecError, status_code_for
+from facerec.runtime.metrics import observe_call
+
+log = logging.getLogger("facerec.access")
+
+STATUS_DETAILS_KEY = "grpc-status-details-bin"
+
+
+def _incoming_request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == REQUEST_ID_HEADER and isinstance(value, str) and valid_request_id(value):
+            return value
+    return new_request_id()
+
+
+def rich_status_metadata(error: FacerecError) -> tuple[tuple[str, bytes], ...]:
+    """Trailing metadata carrying a ``google.rpc.Status`` with the error's details, when it has any."""
+    if not error.details:
+        return ()
+    status = status_pb2.Status(code=status_code_for(error).value[0], message=error.message)
+    for detail in error.details:
+        packed = any_pb2.Any()
+        packed.Pack(detail)
+        status.details.append(packed)
+    return ((STATUS_DETAILS_KEY, status.SerializeToString()),)
+
+
+class _CallScope:
+    """What happens around one call: request id, timing, the final status, logging and metrics."""
+
+    def __init__(self, service: str, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        self.service = service
+        self.method = method
+        self.context = context
+        self.code = grpc.StatusCode.OK
+        self.request_id = _incoming_request_id(context)
+
+    async def __aenter__(self) -> _CallScope:
+        self.token = request_id.set(self.request_id)
+        self.started = time.perf_counter()
+        await self.context.send_initial_metadata(((REQUEST_ID_HEADER, self.request_id),))
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+        try:
+            if exc is None:
+                code = self.context.code()
+                self.code = code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.OK
+            elif isinstance(exc, FacerecError):
+                self.code = status_code_for(exc)
+                self._finish()
+                await self.context.abort(self.code, exc.message, rich_status_metadata(exc))
+            elif isinstance(exc, grpc.aio.AbortError):
+                code = self.context.code()
+                self.code = code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
+            elif isinstance(exc, NotImplementedError):
+                # The generated servicer bases raise this for RPCs a service does not implement (yet).
+                self.code = grpc.StatusCode.UNIMPLEMENTED
+                self._finish()
+                await self.context.abort(self.code, f"{self.method} is not implemented by this server")
+            elif isinstance(exc, Exception):
+                self.code = grpc.StatusCode.INTERNAL
+                log.exception("unhandled error in %s", self.method)
+                self._finish()
+                await self.context.abort(self.code, f"internal error (request id {self.request_id})")
+            else:  # cancellation (client went away, or shutdown)
+                self.code = grpc.StatusCode.CANCELLED
+            self._finish()
+            return False
+        finally:
+            request_id.reset(self.token)
+
+    def _finish(self) -> None:
+        if getattr(self, "_finished", False):
+            return
+        self._finished = True
+        elapsed = time.perf_counter() - self.started
+        observe_call(self.service, self.method, self.code.name, elapsed)
+        level = logging.INFO if self.code in (grpc.StatusCode.OK, grpc.StatusCode.NOT_FOUND) else logging.WARNING
+        log.log(
+            level,
+            "%s %s",
+            self.method,
+            self.code.name,
+            extra={"method": self.method, "code": self.code.name, "duration_ms": round(elapsed * 1000, 3)},
+        )
+
+
+Behavior = Callable[..., Any]
+
+
+class ServiceInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps every handler of the server in a :class:`_CallScope`."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = str(handler_call_details.method)
+        if method.startswith("/grpc.health.") or method.startswith("/grpc.reflection."):
+            return handler
+        return _wrap(handler, self.service, method)
+
+
+def _wrap(handler: grpc.RpcMethodHandler[Any, Any], service: str, method: str) -> grpc.RpcMethodHandler[Any, Any]:
+    # The stubs type handler behaviours as sync callables; on an aio server they are coroutine functions or
+    # async generator functions.
+    codec = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary:
+        inner_uu: Behavior = handler.unary_unary
+
+        async def unary_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            async with _CallScope(service, method, context):
+                return await inner_uu(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(unary_unary, **codec)
+    if handler.stream_unary:
+        inner_su: Behavior = handler.stream_unary
+
+        async def stream_unary(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            async with _CallScope(service, method, context):
+                return await inner_su(requests, context)
+
+        return grpc.stream_unary_rpc_method_handler(stream_unary, **codec)
+    if handler.unary_stream:
+        inner_us: Behavior = handler.unary_stream
+
+        async def unary_stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            async with _CallScope(service, method, context):
+                async for response in inner_us(request, context):
+                    yield response
+
+        return grpc.unary_stream_rpc_method_handler(unary_stream, **codec)
+    inner_ss: Behavior | None = handler.stream_stream
+    assert inner_ss is not None, f"{method} has no handler"
+
+    async def stream_stream(
+        requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
+        async with _CallScope(service, method, context):
+            async for response in inner_ss(requests, context):
+                yield response
+
+    return grpc.stream_stream_rpc_method_handler(stream_stream, **codec)
