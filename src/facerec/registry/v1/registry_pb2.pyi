@@ -399,6 +399,7 @@ class SearchRequest(_message.Message):
     MAX_DISTANCE_FIELD_NUMBER: _builtins.int
     ALL_FACES_FIELD_NUMBER: _builtins.int
     METADATA_FILTER_FIELD_NUMBER: _builtins.int
+    PERSON_ID_FIELD_NUMBER: _builtins.int
     collection: _builtins.str
     top_k: _builtins.int
     """Results per query: 1-100."""
@@ -408,6 +409,8 @@ class SearchRequest(_message.Message):
     """When false (default), at most one result per person: that person's nearest face. When true, every
     face counts separately.
     """
+    person_id: _builtins.str
+    """When set, only faces of this person (1:1 verification against an enrolled person)."""
     @_builtins.property
     def queries(self) -> _containers.RepeatedCompositeFieldContainer[Global___QueryVector]:
         """Query descriptors, each `dimension` finite values. 1-256 queries."""
@@ -425,10 +428,11 @@ class SearchRequest(_message.Message):
         max_distance: _builtins.float | None = ...,
         all_faces: _builtins.bool = ...,
         metadata_filter: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        person_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_max_distance", b"_max_distance", "max_distance", b"max_distance"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_distance", b"_max_distance", "all_faces", b"all_faces", "collection", b"collection", "max_distance", b"max_distance", "metadata_filter", b"metadata_filter", "queries", b"queries", "top_k", b"top_k"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_distance", b"_max_distance", "all_faces", b"all_faces", "collection", b"collection", "max_distance", b"max_distance", "metadata_filter", b"metadata_filter", "person_id", b"person_id", "queries", b"queries", "top_k", b"top_k"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_distance: _TypeAlias = _typing.Literal["max_distance"]  # noqa: Y015
     _WhichOneofArgType__max_distance: _TypeAlias = _typing.Literal["_max_distance", b"_max_distance"]  # noqa: Y015
