@@ -1,0 +1,45 @@
+"""Errors of the gateway's domain, each in the category that gives its status code."""
+
+from __future__ import annotations
+
+from facerec.runtime import errors
+
+
+class MissingApiKey(errors.Unauthenticated):
+    """The call carries no API key."""
+
+
+class UnknownApiKey(errors.Unauthenticated):
+    """The call's API key matches no configured key."""
+
+
+class CollectionNotAllowed(errors.PermissionDenied):
+    """The caller's tenant may not use this collection."""
+
+
+class InvalidRequest(errors.InvalidArgument):
+    """A field of the request is missing or out of range."""
+
+
+class EnrollmentRejected(errors.FailedPrecondition):
+    """A photo of an enrollment holds no acceptable face; nothing was enrolled."""
+
+
+class NoFaceFound(errors.FailedPrecondition):
+    """A photo that must show a face (verification) shows none."""
+
+
+class DependencyUnavailable(errors.Unavailable):
+    """The embedder or the registry cannot be reached."""
+
+
+class DependencyDeadline(errors.DeadlineExceeded):
+    """The caller's deadline passed while waiting for the embedder or the registry."""
+
+
+class ModelMismatch(errors.InvalidArgument):
+    """A collection of another embedding model than the one the embedder serves."""
+
+
+class ApiKeyConfigError(ValueError):
+    """The API key file or document is malformed (raised at start-up, not per call)."""
