@@ -77,6 +77,8 @@ def open_channel(address: str, *, max_message_bytes: int, retry: bool = True) ->
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.enable_retries", 1 if retry else 0),
+        # gRPC only retries calls whose request fits its retry buffer (256 KiB by default): photos are larger.
+        ("grpc.per_rpc_retry_buffer_size", max_message_bytes),
         ("grpc.keepalive_time_ms", 30_000),
     ]
     if retry:

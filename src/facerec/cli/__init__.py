@@ -1,0 +1,1 @@
+"""The ``facerec`` command line: enroll, identify, verify, detect, people, collections, import, health."""

@@ -1,0 +1,156 @@
+"""Handlers of the ``facerec`` commands that talk to the gateway: each takes a :class:`Client` and the parsed
+arguments, prints its result (a table, or one JSON document with ``--json``) and returns the exit code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from facerec.cli import exit_codes, output
+from facerec.cli.importer import enrollments, scan
+from facerec.sdk import Client, FaceSelection, FailedPrecondition
+
+
+def _emit(args: argparse.Namespace, document: object, human: str) -> None:
+    if args.json:
+        output.print_json(document)
+    else:
+        print(human)
+
+
+def _metadata(pairs: list[str] | None) -> dict[str, str]:
+    """``KEY=VALUE`` arguments as a dict (argparse has checked the form)."""
+    return dict(pair.split("=", 1) for pair in pairs or [])
+
+
+def enroll(client: Client, args: argparse.Namespace) -> int:
+    """``facerec enroll PERSON_ID PHOTO...``"""
+    try:
+        result = client.enroll(
+            args.person_id,
+            [Path(p) for p in args.photos],
+            collection=args.collection,
+            display_name=args.name,
+            metadata=_metadata(args.meta),
+            face_selection=FaceSelection.LARGEST if args.largest else FaceSelection.SINGLE,
+        )
+    except FailedPrecondition as e:
+        # Say which of the caller's files failed and why, before the generic error line.
+        rejections = output.render_rejections(e, [Path(p).name for p in args.photos])
+        if rejections and not args.json:
+            print(rejections, file=sys.stderr)
+        raise
+    _emit(args, output.to_json(result), output.render_enroll(result))
+    return exit_codes.OK
+
+
+def identify(client: Client, args: argparse.Namespace) -> int:
+    """``facerec identify PHOTO``"""
+    result = client.identify(
+        Path(args.photo),
+        collection=args.collection,
+        top_k=args.top_k,
+        threshold=args.threshold,
+        include_embeddings=args.embeddings,
+    )
+    _emit(args, output.to_json(result), output.render_identify(result))
+    return exit_codes.OK
+
+
+def verify(client: Client, args: argparse.Namespace) -> int:
+    """``facerec verify PHOTO (--reference PHOTO | --person PERSON_ID)``"""
+    result = client.verify(
+        Path(args.photo),
+        reference_image=Path(args.reference) if args.reference else None,
+        person=(args.collection, args.person) if args.person else None,
+        threshold=args.threshold,
+    )
+    _emit(args, output.to_json(result), output.render_verify(result))
+    return exit_codes.OK
+
+
+def detect(client: Client, args: argparse.Namespace) -> int:
+    """``facerec detect PHOTO``"""
+    result = client.detect(Path(args.photo), include_embeddings=args.embeddings)
+    _emit(args, output.to_json(result), output.render_detect(result))
+    return exit_codes.OK
+
+
+def people_list(client: Client, args: argparse.Namespace) -> int:
+    """``facerec people list``: every person of the collection."""
+    people = list(client.iter_people(collection=args.collection, page_size=args.page_size))
+    _emit(args, {"people": output.to_json(people)}, output.render_people(people))
+    return exit_codes.OK
+
+
+def people_show(client: Client, args: argparse.Namespace) -> int:
+    """``facerec people show PERSON_ID``"""
+    person = client.get_person(args.person_id, collection=args.collection)
+    _emit(args, output.to_json(person), output.render_person(person))
+    return exit_codes.OK
+
+
+def people_update(client: Client, args: argparse.Namespace) -> int:
+    """``facerec people update PERSON_ID [--name N] [--meta K=V]...``"""
+    person = client.update_person(
+        args.person_id,
+        collection=args.collection,
+        display_name=args.name,
+        metadata=_metadata(args.meta),
+        replace_metadata=args.replace_metadata,
+    )
+    _emit(args, output.to_json(person), output.render_person(person))
+    return exit_codes.OK
+
+
+def people_delete(client: Client, args: argparse.Namespace) -> int:
+    """``facerec people delete PERSON_ID``: erases every face of the person."""
+    deleted = client.delete_person(args.person_id, collection=args.collection)
+    document = {"person_id": args.person_id, "collection": args.collection, "faces_deleted": deleted}
+    _emit(args, document, f"deleted {args.person_id} from {args.collection}: {deleted} face(s)")
+    return exit_codes.OK
+
+
+def collections_create(client: Client, args: argparse.Namespace) -> int:
+    """``facerec collections create NAME [--threshold T]``"""
+    collection = client.create_collection(args.name, threshold=args.threshold)
+    _emit(args, output.to_json(collection), output.render_collection(collection))
+    return exit_codes.OK
+
+
+def collections_list(client: Client, args: argparse.Namespace) -> int:
+    """``facerec collections list``"""
+    collections = client.list_collections()
+    _emit(args, {"collections": output.to_json(collections)}, output.render_collections(collections))
+    return exit_codes.OK
+
+
+def collections_show(client: Client, args: argparse.Namespace) -> int:
+    """``facerec collections show NAME``"""
+    collection = client.get_collection(args.name)
+    _emit(args, output.to_json(collection), output.render_collection(collection))
+    return exit_codes.OK
+
+
+def collections_delete(client: Client, args: argparse.Namespace) -> int:
+    """``facerec collections delete NAME``: deletes the collection with every face in it."""
+    deleted = client.delete_collection(args.name)
+    _emit(args, {"collection": args.name, "faces_deleted": deleted}, f"deleted {args.name}: {deleted} face(s)")
+    return exit_codes.OK
+
+
+def import_folder(client: Client, args: argparse.Namespace) -> int:
+    """``facerec import DIR``: streams every ``DIR/<person>/`` folder through one bulk enrollment."""
+    people = scan(Path(args.dir))
+    progress = output.Progress(len(people), "import")
+    try:
+        result = client.bulk_enroll(
+            enrollments(people, progress),
+            collection=args.collection,
+            face_selection=FaceSelection.LARGEST if args.largest else FaceSelection.SINGLE,
+        )
+    finally:
+        progress.finish()
+    _emit(args, output.to_json(result), output.render_bulk(result))
+    return exit_codes.REJECTED if args.strict and result.rejected else exit_codes.OK

@@ -1,0 +1,260 @@
+"""``facerec``: the command line of the facerec face-recognition service.
+
+Talks to the gateway (``--gateway HOST:PORT``, env ``FACEREC_GATEWAY``, default 127.0.0.1:50051) with an API
+key (``--api-key``, env ``FACEREC_API_KEY``). Every command takes ``--json`` to print one JSON document instead
+of a table. Exit codes (see :mod:`facerec.cli.exit_codes`): 0 ok, 1 other service error, 2 usage error or
+unreadable file, 3 not found, 4 rejected (enrollment refused), 5 unauthenticated / permission denied,
+6 unavailable / deadline exceeded / not serving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeAlias
+
+import grpc
+
+from facerec.cli import commands, exit_codes, output, stack
+from facerec.cli.health import DEFAULT_HEALTH_TIMEOUT_S, check_health, health_exit_code, rpc_error_exit_code
+from facerec.sdk import Client, FacerecError, ImageInputError
+from facerec.sdk.channel import DEFAULT_ADDRESS, DEFAULT_TIMEOUT_S
+
+Handler = Callable[[Client, argparse.Namespace], int]
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs one ``facerec`` command and returns its exit code (argparse exits with 2 on a usage error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "health":
+        return run_health(args)
+    if getattr(args, "standalone", None) is not None:  # commands that need no gateway client (up)
+        code: int = args.standalone(args)
+        return code
+    handler: Handler = args.handler
+    try:
+        with _client(args) as client:
+            return handler(client, args)
+    except FacerecError as e:
+        if args.json:
+            output.print_json(output.error_json(e))
+        print(f"facerec: {e}", file=sys.stderr)
+        return exit_codes.exit_code_for(e)
+    except (OSError, ImageInputError) as e:
+        print(f"facerec: {e}", file=sys.stderr)
+        return exit_codes.exit_code_for(e)
+
+
+def _credentials(args: argparse.Namespace) -> grpc.ChannelCredentials | None:
+    """TLS credentials when ``--tls`` or ``--ca-cert`` is given, else None (plaintext)."""
+    if not (args.tls or args.ca_cert):
+        return None
+    roots = Path(args.ca_cert).read_bytes() if args.ca_cert else None
+    return grpc.ssl_channel_credentials(root_certificates=roots)
+
+
+def _client(args: argparse.Namespace) -> Client:
+    timeout = args.timeout if args.timeout is not None else DEFAULT_TIMEOUT_S
+    return Client(args.gateway, args.api_key, credentials=_credentials(args), timeout=timeout)
+
+
+def run_health(args: argparse.Namespace) -> int:
+    """``facerec health``: 0 when the service reports SERVING."""
+    address = args.address or args.gateway
+    timeout = args.timeout if args.timeout is not None else DEFAULT_HEALTH_TIMEOUT_S
+    try:
+        status = check_health(address, args.service, timeout=timeout, credentials=_credentials(args))
+    except OSError as e:
+        print(f"facerec: {e}", file=sys.stderr)
+        return exit_codes.USAGE
+    except grpc.RpcError as e:
+        code = e.code().name if isinstance(e, grpc.Call) else "UNKNOWN"
+        message = e.details() if isinstance(e, grpc.Call) else str(e)
+        if args.json:
+            output.print_json(
+                {"address": address, "service": args.service, "error": {"code": code, "message": message}}
+            )
+        print(f"facerec: health check of {address} failed: {code}: {message}", file=sys.stderr)
+        return rpc_error_exit_code(e)
+    if args.json:
+        output.print_json({"address": address, "service": args.service, "status": status})
+    else:
+        print(f"{address} {args.service or '(server)'}: {status}")
+    return health_exit_code(status)
+
+
+# ---------------------------------------------------------------------------------------------- parser
+
+
+def _metadata_pair(text: str) -> str:
+    if "=" not in text or text.startswith("="):
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return text
+
+
+def _connection_flags(parser: argparse.ArgumentParser, *, top_level: bool) -> None:
+    """The global flags. Repeated on every command with SUPPRESS defaults, so they work before or after the
+    command's name without a command's absent flag resetting the global one."""
+
+    def default(value: object) -> object:
+        return value if top_level else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--gateway",
+        metavar="HOST:PORT",
+        default=default(os.environ.get("FACEREC_GATEWAY", DEFAULT_ADDRESS)),
+        help="gateway address (env FACEREC_GATEWAY; default %(default)s)" if top_level else argparse.SUPPRESS,
+    )
+    parser.add_argument(
+        "--api-key",
+        default=default(os.environ.get("FACEREC_API_KEY")),
+        help="API key, sent as 'authorization: Bearer KEY' (env FACEREC_API_KEY)" if top_level else argparse.SUPPRESS,
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        default=default(None),
+        help=f"deadline of each call (default {DEFAULT_TIMEOUT_S:g}; health: {DEFAULT_HEALTH_TIMEOUT_S:g})"
+        if top_level
+        else argparse.SUPPRESS,
+    )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        default=default(False),
+        help="connect with TLS (system roots)" if top_level else argparse.SUPPRESS,
+    )
+    parser.add_argument(
+        "--ca-cert",
+        metavar="PEM",
+        default=default(None),
+        help="TLS with this CA certificate file" if top_level else argparse.SUPPRESS,
+    )
+    parser.add_argument(
+        "--json", action="store_true", default=default(False), help="print one JSON document instead of a table"
+    )
+
+
+def _command(
+    subparsers: Subparsers, name: str, help_text: str, handler: Handler | None = None
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(name, help=help_text, description=help_text)
+    _connection_flags(parser, top_level=False)
+    if handler is not None:
+        parser.set_defaults(handler=handler)
+    return parser
+
+
+def _collection_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--collection", default="default", metavar="NAME", help="collection (default %(default)s; created on first use)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``facerec`` argument parser (environment defaults are read when it is built)."""
+    parser = argparse.ArgumentParser(
+        prog="facerec",
+        description="Command line of the facerec face-recognition service.",
+        epilog=exit_codes.EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _connection_flags(parser, top_level=True)
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_face_commands(subparsers)
+    _add_people_commands(subparsers)
+    _add_collection_commands(subparsers)
+    _add_import_command(subparsers)
+    _add_health_command(subparsers)
+    stack.register(subparsers)
+    return parser
+
+
+def _add_face_commands(subparsers: Subparsers) -> None:
+    enroll = _command(subparsers, "enroll", "enroll photos of one person", commands.enroll)
+    enroll.add_argument("person_id", metavar="PERSON_ID")
+    enroll.add_argument("photos", metavar="PHOTO", nargs="+")
+    enroll.add_argument("--name", metavar="DISPLAY_NAME", help="the person's display name")
+    enroll.add_argument(
+        "--meta", metavar="KEY=VALUE", action="append", type=_metadata_pair, help="metadata (repeatable)"
+    )
+    enroll.add_argument(
+        "--largest", action="store_true", help="take each photo's largest face instead of refusing photos with several"
+    )
+    _collection_flag(enroll)
+
+    identify = _command(subparsers, "identify", "tell who each face of a photo is", commands.identify)
+    identify.add_argument("photo", metavar="PHOTO")
+    identify.add_argument("--top-k", type=int, default=0, metavar="K", help="candidates per face (default 5)")
+    identify.add_argument("--threshold", type=float, metavar="T", help="override the collection's threshold")
+    identify.add_argument("--embeddings", action="store_true", help="include each face's descriptor (JSON)")
+    _collection_flag(identify)
+
+    verify = _command(subparsers, "verify", "is the face of PHOTO the reference's person?", commands.verify)
+    verify.add_argument("photo", metavar="PHOTO")
+    reference = verify.add_mutually_exclusive_group(required=True)
+    reference.add_argument("--reference", metavar="PHOTO", help="compare with the largest face of this photo")
+    reference.add_argument("--person", metavar="PERSON_ID", help="compare with this enrolled person")
+    verify.add_argument("--threshold", type=float, metavar="T", help="override the default threshold")
+    _collection_flag(verify)
+
+    detect = _command(subparsers, "detect", "find faces (boxes, landmarks, quality)", commands.detect)
+    detect.add_argument("photo", metavar="PHOTO")
+    detect.add_argument("--embeddings", action="store_true", help="include each face's descriptor (JSON)")
+
+
+def _add_people_commands(subparsers: Subparsers) -> None:
+    people = _command(subparsers, "people", "list, show, update or delete enrolled people")
+    actions = people.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = _command(actions, "list", "every person of the collection", commands.people_list)
+    listing.add_argument("--page-size", type=int, default=0, metavar="N", help="people fetched per call")
+    show = _command(actions, "show", "one person", commands.people_show)
+    update = _command(actions, "update", "set a person's name or metadata", commands.people_update)
+    delete = _command(actions, "delete", "erase a person (every face)", commands.people_delete)
+    for parser in (show, update, delete):
+        parser.add_argument("person_id", metavar="PERSON_ID")
+    update.add_argument("--name", metavar="DISPLAY_NAME")
+    update.add_argument("--meta", metavar="KEY=VALUE", action="append", type=_metadata_pair, help="empty VALUE deletes")
+    update.add_argument("--replace-metadata", action="store_true", help="replace the metadata instead of merging")
+    for parser in (listing, show, update, delete):
+        _collection_flag(parser)
+
+
+def _add_collection_commands(subparsers: Subparsers) -> None:
+    collections = _command(subparsers, "collections", "create, list, show or delete collections")
+    actions = collections.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = _command(actions, "create", "create a collection", commands.collections_create)
+    create.add_argument("--threshold", type=float, metavar="T", help="decision threshold (default: the model's, 0.6)")
+    _command(actions, "list", "the caller's collections", commands.collections_list)
+    show = _command(actions, "show", "one collection", commands.collections_show)
+    delete = _command(actions, "delete", "delete a collection and every face in it", commands.collections_delete)
+    for parser in (create, show, delete):
+        parser.add_argument("name", metavar="NAME")
+
+
+def _add_import_command(subparsers: Subparsers) -> None:
+    importer = _command(
+        subparsers, "import", "enroll every DIR/<person>/ folder (person id = folder name)", commands.import_folder
+    )
+    importer.add_argument("dir", metavar="DIR")
+    importer.add_argument("--largest", action="store_true", help="take each photo's largest face")
+    importer.add_argument("--strict", action="store_true", help="exit 4 when any photo was rejected")
+    _collection_flag(importer)
+
+
+def _add_health_command(subparsers: Subparsers) -> None:
+    health = _command(subparsers, "health", "grpc.health.v1 check of any facerec service (exit 0 when SERVING)")
+    health.add_argument("--address", metavar="HOST:PORT", help="service to check (default: the gateway)")
+    health.add_argument(
+        "--service", default="", metavar="NAME", help="service name to check (default: the whole server)"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,277 @@
+"""Rendering of SDK results for the command line: JSON documents (``--json``) and short human tables."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, TextIO
+
+from facerec.sdk import (
+    BoundingBox,
+    BulkEnrollResult,
+    Candidate,
+    Collection,
+    DetectResult,
+    EnrollResult,
+    Face,
+    FacerecError,
+    FailedPrecondition,
+    IdentifiedFace,
+    IdentifyResult,
+    Person,
+    Point,
+    VerifyResult,
+)
+
+# ---------------------------------------------------------------------------------------------- JSON
+
+
+def to_json(value: Any) -> Any:
+    """A JSON-ready form of an SDK value: boxes as ``[x, y, w, h]``, points as ``[x, y]``, an identified face as
+    its face's fields plus ``match`` (null when unknown) and ``candidates``, enums by value, times in ISO 8601."""
+    if isinstance(value, BoundingBox):
+        return list(value.as_xywh())
+    if isinstance(value, Point):
+        return [value.x, value.y]
+    if isinstance(value, IdentifiedFace):
+        return {
+            **to_json(value.face),
+            "match": to_json(value.match),
+            "candidates": [to_json(c) for c in value.candidates],
+        }
+    if isinstance(value, Face):
+        fields = {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if value.embedding is None:
+            del fields["embedding"]
+        return fields
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json(v) for v in value]
+    return value
+
+
+def error_json(error: FacerecError) -> dict[str, Any]:
+    """The JSON document of a failed call (with per-photo rejections when an enrollment was refused)."""
+    body: dict[str, Any] = {"code": error.code.name, "message": error.message}
+    if isinstance(error, FailedPrecondition) and error.rejections:
+        body["rejections"] = to_json(error.rejections)
+    return {"error": body}
+
+
+def print_json(document: Any, stream: TextIO | None = None) -> None:
+    """Prints one JSON document on one line."""
+    print(json.dumps(document, ensure_ascii=False), file=stream or sys.stdout)
+
+
+# ---------------------------------------------------------------------------------------------- tables
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A plain text table: columns padded to their widest cell, numbers right-aligned."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
+    numeric = [all(isinstance(row[i], int | float) for row in rows) and bool(rows) for i in range(len(headers))]
+
+    def line(values: Sequence[str]) -> str:
+        padded = (v.rjust(w) if n else v.ljust(w) for v, w, n in zip(values, widths, numeric, strict=True))
+        return "  ".join(padded).rstrip()
+
+    return "\n".join([line(headers), *(line(r) for r in cells)])
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if value is None:
+        return "-"
+    return str(value)
+
+
+def _box(box: BoundingBox) -> str:
+    return f"{box.x},{box.y} {box.width}x{box.height}"
+
+
+def _who(candidate: Candidate | None) -> str:
+    if candidate is None:
+        return "unknown"
+    if candidate.display_name:
+        return f"{candidate.person_id} ({candidate.display_name})"
+    return candidate.person_id
+
+
+# ---------------------------------------------------------------------------------------------- human renderers
+
+
+def render_identify(result: IdentifyResult) -> str:
+    """Who each face of a photo is, one row per face."""
+    head = f"{len(result.faces)} face(s), threshold {result.threshold:g}"
+    if not result.faces:
+        return head
+    rows = []
+    for identified in result.faces:
+        nearest = identified.candidates[0] if identified.candidates else None
+        shown = identified.match or nearest
+        rows.append(
+            [
+                identified.face.index,
+                _box(identified.face.box),
+                _who(identified.match) if identified.match or nearest is None else f"unknown (nearest {_who(nearest)})",
+                shown.distance if shown else None,
+                shown.similarity if shown else None,
+            ]
+        )
+    return head + "\n" + table(["#", "box", "person", "distance", "similarity"], rows)
+
+
+def render_verify(result: VerifyResult) -> str:
+    """The verification answer in one line."""
+    answer = "same person" if result.same_person else "different people"
+    return (
+        f"{answer}: distance {result.distance:.3f}, similarity {result.similarity:.3f}, threshold {result.threshold:g}"
+    )
+
+
+def render_detect(result: DetectResult) -> str:
+    """The faces of a photo, one row per face."""
+    head = f"{len(result.faces)} face(s) in {result.image_size.width}x{result.image_size.height}"
+    if not result.faces:
+        return head
+    rows = [
+        [f.index, _box(f.box), f.detection_score, f.quality.face_size_px, f.quality.sharpness, f.quality.frontality]
+        for f in result.faces
+    ]
+    return head + "\n" + table(["#", "box", "score", "size_px", "sharpness", "frontality"], rows)
+
+
+def render_enroll(result: EnrollResult) -> str:
+    """The enrolled person and each photo's outcome."""
+    person = result.person
+    name = f" ({person.display_name})" if person.display_name else ""
+    head = (
+        f"enrolled {person.person_id}{name} in {person.collection}: {result.faces_enrolled} face(s) "
+        f"from {len(result.photos)} photo(s); {person.face_count} face(s) in all"
+    )
+    rows = [
+        [
+            p.photo_name or p.photo_index,
+            "yes" if p.enrolled else "no",
+            _box(p.face.box) if p.face else None,
+            "; ".join(r.message or r.reason.value for r in p.rejections) or p.face_id,
+        ]
+        for p in result.photos
+    ]
+    return head + "\n" + table(["photo", "enrolled", "box", "face id / reasons"], rows)
+
+
+def render_rejections(error: FailedPrecondition, photo_names: Sequence[str] = ()) -> str:
+    """Why an enrollment was refused, one row per photo violation (names from the command line)."""
+    rows = []
+    for rejection in error.rejections:
+        index = rejection.photo_index
+        photo = photo_names[index] if index is not None and index < len(photo_names) else rejection.subject
+        rows.append([photo, rejection.reason.value, rejection.message])
+    return table(["photo", "reason", "message"], rows) if rows else ""
+
+
+def render_bulk(result: BulkEnrollResult) -> str:
+    """The summary of an import, with every rejected photo."""
+    head = (
+        f"{result.requests} people sent, {result.photos} photo(s): {result.faces_enrolled} face(s) enrolled, "
+        f"{result.people_enrolled} people enrolled, {len(result.rejected)} rejected"
+    )
+    if not result.rejected:
+        return head
+    rows = []
+    for rejected in result.rejected:
+        photo = rejected.photo
+        reasons = rejected.error or "; ".join(r.message or r.reason.value for r in (photo.rejections if photo else ()))
+        rows.append([rejected.person_id, photo.photo_name if photo else "(request)", reasons])
+    return head + "\n" + table(["person", "photo", "reasons"], rows)
+
+
+def render_person(person: Person) -> str:
+    """One person's details."""
+    lines = [
+        f"person:     {person.person_id}",
+        f"name:       {person.display_name or '-'}",
+        f"collection: {person.collection}",
+        f"faces:      {person.face_count}",
+    ]
+    lines += [f"  {face_id}" for face_id in person.face_ids]
+    if person.metadata:
+        lines.append("metadata:")
+        lines += [f"  {k} = {v}" for k, v in sorted(person.metadata.items())]
+    return "\n".join(lines)
+
+
+def render_people(people: Sequence[Person]) -> str:
+    """People as a table."""
+    rows = [[p.person_id, p.display_name or None, p.face_count] for p in people]
+    return table(["person", "name", "faces"], rows) + f"\n{len(people)} people"
+
+
+def render_collections(collections: Sequence[Collection]) -> str:
+    """Collections as a table."""
+    rows = [[c.name, c.person_count, c.face_count, c.threshold, c.model_id] for c in collections]
+    return table(["collection", "people", "faces", "threshold", "model"], rows)
+
+
+def render_collection(collection: Collection) -> str:
+    """One collection's details."""
+    created = collection.created_at.isoformat() if collection.created_at else "-"
+    return "\n".join(
+        [
+            f"collection: {collection.name}",
+            f"model:      {collection.model_id} ({collection.dimension}-d)",
+            f"threshold:  {collection.threshold:g}",
+            f"people:     {collection.person_count}",
+            f"faces:      {collection.face_count}",
+            f"created:    {created}",
+        ]
+    )
+
+
+# ---------------------------------------------------------------------------------------------- progress
+
+
+class Progress:
+    """A plain-text progress line on stderr: rewritten in place on a terminal, else a line every 10 %."""
+
+    def __init__(self, total: int, label: str, stream: TextIO | None = None) -> None:
+        self.total = total
+        self.label = label
+        self.done = 0
+        self._stream = stream or sys.stderr
+        self._tty = self._stream.isatty()
+        self._last_decile = -1
+
+    def advance(self, note: str = "") -> None:
+        """Counts one more item done and redraws."""
+        self.done += 1
+        fraction = self.done / self.total if self.total else 1.0
+        width = 30
+        bar = "#" * int(fraction * width)
+        text = f"{self.label} [{bar:<{width}}] {self.done}/{self.total} {note}".rstrip()
+        if self._tty:
+            self._stream.write("\r\x1b[K" + text)
+            self._stream.flush()
+        elif int(fraction * 10) != self._last_decile:
+            self._last_decile = int(fraction * 10)
+            print(text, file=self._stream)
+
+    def finish(self) -> None:
+        """Ends the progress line."""
+        if self._tty:
+            self._stream.write("\n")
+            self._stream.flush()

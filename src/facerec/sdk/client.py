@@ -1,0 +1,279 @@
+"""The synchronous client of the facerec public API (``facerec.v1.FaceRecognition``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import grpc
+
+from facerec.sdk import convert, messages
+from facerec.sdk.channel import DEFAULT_ADDRESS, DEFAULT_TIMEOUT_S, auth_metadata, channel_options
+from facerec.sdk.errors import error_from_rpc
+from facerec.sdk.images import image_bytes
+from facerec.sdk.types import (
+    DEFAULT_COLLECTION,
+    BulkEnrollResult,
+    Collection,
+    DetectResult,
+    EnrollResult,
+    FaceSelection,
+    Frame,
+    IdentifyResult,
+    ImageInput,
+    Page,
+    Person,
+    PhotosInput,
+    VerifyResult,
+)
+from facerec.v1 import facerec_pb2, facerec_pb2_grpc
+
+R = TypeVar("R")
+
+
+class Client:
+    """A connection to the facerec gateway; use it as a context manager, or call :meth:`close`.
+
+    ``timeout`` is the default deadline of each unary call in seconds (every method also takes its own);
+    streams have no deadline unless one is given. Unary calls are retried on UNAVAILABLE by the channel.
+    Failures raise :class:`facerec.sdk.errors.FacerecError` subclasses.
+    """
+
+    def __init__(
+        self,
+        address: str = DEFAULT_ADDRESS,
+        api_key: str | None = None,
+        *,
+        credentials: grpc.ChannelCredentials | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT_S,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        opts = channel_options(dict(options or {}))
+        if credentials is None:
+            self._channel = grpc.insecure_channel(address, options=opts)
+        else:
+            self._channel = grpc.secure_channel(address, credentials, options=opts)
+        self._stub = facerec_pb2_grpc.FaceRecognitionStub(self._channel)
+        self._metadata = auth_metadata(api_key)
+        self._timeout = timeout
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Closes the channel; calls in flight are cancelled."""
+        self._channel.close()
+
+    def _call(self, method: Callable[..., R], request: Any, timeout: float | None) -> R:
+        try:
+            return method(request, timeout=self._timeout if timeout is None else timeout, metadata=self._metadata)
+        except grpc.RpcError as e:
+            raise error_from_rpc(e) from e
+
+    # ------------------------------------------------------------------------------------------ collections
+
+    def create_collection(
+        self, name: str, *, threshold: float | None = None, model_id: str = "", timeout: float | None = None
+    ) -> Collection:
+        """Creates a collection (``threshold=None``: the model's usual one, 0.6)."""
+        request = messages.create_collection_request(name, threshold=threshold, model_id=model_id)
+        return convert.collection_from_proto(self._call(self._stub.CreateCollection, request, timeout))
+
+    def get_collection(self, name: str = DEFAULT_COLLECTION, *, timeout: float | None = None) -> Collection:
+        """A collection with its counts."""
+        request = facerec_pb2.GetCollectionRequest(name=name)
+        return convert.collection_from_proto(self._call(self._stub.GetCollection, request, timeout))
+
+    def list_collections(self, *, timeout: float | None = None) -> list[Collection]:
+        """The caller's collections, ordered by name."""
+        response = self._call(self._stub.ListCollections, facerec_pb2.ListCollectionsRequest(), timeout)
+        return [convert.collection_from_proto(c) for c in response.collections]
+
+    def delete_collection(self, name: str, *, timeout: float | None = None) -> int:
+        """Deletes a collection with every face in it; returns the number of faces deleted."""
+        request = facerec_pb2.DeleteCollectionRequest(name=name)
+        return self._call(self._stub.DeleteCollection, request, timeout).faces_deleted
+
+    # ------------------------------------------------------------------------------------------ enrollment
+
+    def enroll(
+        self,
+        person_id: str,
+        photos: PhotosInput,
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        display_name: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        face_selection: FaceSelection | str = FaceSelection.SINGLE,
+        timeout: float | None = None,
+    ) -> EnrollResult:
+        """Enrolls photos of one person (paths, bytes, arrays or :class:`Photo`; one image or several).
+
+        With ``face_selection="single"`` every photo must hold exactly one acceptable face, else
+        :class:`FailedPrecondition` is raised with each photo's ``rejections`` and nothing is enrolled.
+        """
+        request = messages.enroll_request(
+            person_id,
+            photos,
+            collection=collection,
+            display_name=display_name,
+            metadata=metadata,
+            face_selection=face_selection,
+        )
+        return convert.enroll_result_from_proto(self._call(self._stub.Enroll, request, timeout))
+
+    def bulk_enroll(
+        self,
+        enrollments: Iterable[messages.EnrollmentInput],
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        face_selection: FaceSelection | str = FaceSelection.SINGLE,
+        timeout: float | None = None,
+    ) -> BulkEnrollResult:
+        """Streams many enrollments (:class:`Enrollment` or ``(person_id, photos)``) and returns the summary.
+
+        Photos are read lazily, one person at a time, as the stream is sent. Rejected photos do not stop the
+        stream; they are listed in the result.
+        """
+        requests = messages.RequestStream(
+            messages.bulk_enroll_requests(enrollments, collection=collection, face_selection=face_selection)
+        )
+        try:
+            response = self._stub.BulkEnroll(requests, timeout=timeout, metadata=self._metadata)
+        except grpc.RpcError as e:
+            raise (requests.error or error_from_rpc(e)) from e
+        return convert.bulk_enroll_result_from_proto(response)
+
+    # ------------------------------------------------------------------------------------------ identification
+
+    def identify(
+        self,
+        image: ImageInput,
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        top_k: int = 0,
+        threshold: float | None = None,
+        include_embeddings: bool = False,
+        timeout: float | None = None,
+    ) -> IdentifyResult:
+        """Every face of a photo with its nearest people and who it is (``top_k=0``: the service's 5)."""
+        request = messages.identify_request(
+            image, collection=collection, top_k=top_k, threshold=threshold, include_embeddings=include_embeddings
+        )
+        return convert.identify_result_from_proto(self._call(self._stub.Identify, request, timeout))
+
+    def identify_stream(
+        self,
+        images: Iterable[ImageInput | Frame],
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        top_k: int = 0,
+        threshold: float | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[IdentifyResult]:
+        """Identifies a stream of frames; yields one result per frame, in order.
+
+        Frames without an id (plain images) are numbered from ``"0"``; results carry the frame's id.
+        """
+        requests = messages.RequestStream(
+            messages.identify_request(
+                image, collection=collection, top_k=top_k, threshold=threshold, frame_id=str(index)
+            )
+            for index, image in enumerate(images)
+        )
+        responses = self._stub.IdentifyStream(requests, timeout=timeout, metadata=self._metadata)
+        try:
+            for response in responses:
+                yield convert.identify_result_from_proto(response)
+        except grpc.RpcError as e:
+            raise (requests.error or error_from_rpc(e)) from e
+        finally:
+            responses.cancel()
+
+    def verify(
+        self,
+        image: ImageInput,
+        *,
+        reference_image: ImageInput | None = None,
+        person: str | tuple[str, str] | None = None,
+        threshold: float | None = None,
+        timeout: float | None = None,
+    ) -> VerifyResult:
+        """Whether the probe's largest face is the reference's person: another photo (``reference_image``)
+        or an enrolled person (``person``: ``person_id`` in the default collection, or
+        ``(collection, person_id)``)."""
+        request = messages.verify_request(image, reference_image=reference_image, person=person, threshold=threshold)
+        return convert.verify_result_from_proto(self._call(self._stub.Verify, request, timeout))
+
+    def detect(
+        self, image: ImageInput, *, include_embeddings: bool = False, timeout: float | None = None
+    ) -> DetectResult:
+        """The faces of a photo (boxes, landmarks, quality), largest first; no identification."""
+        request = facerec_pb2.DetectRequest(image=image_bytes(image), include_embeddings=include_embeddings)
+        return convert.detect_result_from_proto(self._call(self._stub.Detect, request, timeout))
+
+    # ------------------------------------------------------------------------------------------ people
+
+    def get_person(
+        self, person_id: str, *, collection: str = DEFAULT_COLLECTION, timeout: float | None = None
+    ) -> Person:
+        """An enrolled person."""
+        request = facerec_pb2.GetPersonRequest(collection=collection, person_id=person_id)
+        return convert.person_from_proto(self._call(self._stub.GetPerson, request, timeout))
+
+    def list_people(
+        self,
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | None = None,
+    ) -> Page[Person]:
+        """One page of the collection's people (``page_size=0``: the service's 100)."""
+        request = facerec_pb2.ListPeopleRequest(collection=collection, page_size=page_size, page_token=page_token)
+        return convert.people_page_from_proto(self._call(self._stub.ListPeople, request, timeout))
+
+    def iter_people(
+        self, *, collection: str = DEFAULT_COLLECTION, page_size: int = 0, timeout: float | None = None
+    ) -> Iterator[Person]:
+        """Every person of the collection, fetching pages as needed."""
+        page_token = ""
+        while True:
+            page = self.list_people(collection=collection, page_size=page_size, page_token=page_token, timeout=timeout)
+            yield from page.items
+            if not page.next_page_token:
+                return
+            page_token = page.next_page_token
+
+    def update_person(
+        self,
+        person_id: str,
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        display_name: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        replace_metadata: bool = False,
+        timeout: float | None = None,
+    ) -> Person:
+        """Sets the display name and merges (or replaces) metadata; an empty value deletes a key."""
+        request = messages.update_person_request(
+            person_id,
+            collection=collection,
+            display_name=display_name,
+            metadata=metadata,
+            replace_metadata=replace_metadata,
+        )
+        return convert.person_from_proto(self._call(self._stub.UpdatePerson, request, timeout))
+
+    def delete_person(
+        self, person_id: str, *, collection: str = DEFAULT_COLLECTION, timeout: float | None = None
+    ) -> int:
+        """Erases a person (every face); returns the number of faces deleted."""
+        request = facerec_pb2.DeletePersonRequest(collection=collection, person_id=person_id)
+        return self._call(self._stub.DeletePerson, request, timeout).faces_deleted

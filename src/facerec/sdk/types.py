@@ -1,0 +1,316 @@
+"""Typed results and inputs of the facerec SDK: frozen dataclasses that mirror the public API (facerec.v1).
+
+Results are plain values: they carry no reference to gRPC and can be compared, logged and serialised. See
+``protos/facerec/v1/face.proto`` for the meaning of each field (coordinates in pixels of the upright image,
+distances between raw 128-d descriptors, lower is more alike).
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Generic, TypeAlias, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+DEFAULT_COLLECTION = "default"
+
+# An image given to the SDK: a file path, encoded bytes (JPEG, PNG, WebP, BMP) or a decoded numpy array
+# (HxWx3 uint8 RGB or HxW uint8 grey).
+ImageInput: TypeAlias = str | os.PathLike[str] | bytes | bytearray | memoryview | npt.NDArray[np.uint8]
+
+T = TypeVar("T")
+
+
+class FaceSelection(enum.StrEnum):
+    """Which face of an enrollment photo to take."""
+
+    SINGLE = "single"
+    """The photo must hold exactly one acceptable face (the service's default)."""
+    LARGEST = "largest"
+    """Take the largest acceptable face and ignore the others."""
+
+
+class RejectionReason(enum.StrEnum):
+    """Why a photo was not enrolled; the values are the proto enum's names."""
+
+    UNSPECIFIED = "REJECTION_REASON_UNSPECIFIED"
+    NO_FACE = "NO_FACE"
+    MULTIPLE_FACES = "MULTIPLE_FACES"
+    FACE_TOO_SMALL = "FACE_TOO_SMALL"
+    FACE_TOO_BLURRY = "FACE_TOO_BLURRY"
+    FACE_NOT_FRONTAL = "FACE_NOT_FRONTAL"
+    INVALID_IMAGE = "INVALID_IMAGE"
+    IMAGE_TOO_LARGE = "IMAGE_TOO_LARGE"
+
+
+# ---------------------------------------------------------------------------------------------- faces
+
+
+@dataclass(frozen=True)
+class BoundingBox:
+    """An axis-aligned rectangle around a face; x and y may be negative when the box leaves the image."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+    def as_xywh(self) -> tuple[int, int, int, int]:
+        """The box as ``(x, y, width, height)``."""
+        return (self.x, self.y, self.width, self.height)
+
+
+@dataclass(frozen=True)
+class Point:
+    """A point in pixels of the upright image (sub-pixel precision)."""
+
+    x: float
+    y: float
+
+
+@dataclass(frozen=True)
+class Landmarks:
+    """The five landmarks of dlib's 5-point shape predictor; left and right are the subject's."""
+
+    left_eye_outer: Point
+    left_eye_inner: Point
+    right_eye_outer: Point
+    right_eye_inner: Point
+    nose_base: Point
+
+
+@dataclass(frozen=True)
+class FaceQuality:
+    """Measures that tell whether a face is good enough to enroll."""
+
+    face_size_px: float
+    interocular_px: float
+    sharpness: float
+    frontality: float
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """A raw face descriptor and the model that produced it."""
+
+    values: tuple[float, ...]
+    model_id: str
+
+    def as_array(self) -> npt.NDArray[np.float32]:
+        """The descriptor as a float32 vector."""
+        return np.asarray(self.values, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Face:
+    """One face found in a photo."""
+
+    box: BoundingBox
+    landmarks: Landmarks
+    detection_score: float
+    quality: FaceQuality
+    index: int
+    embedding: Embedding | None = None
+    """Present only when the call asked for descriptors."""
+
+
+@dataclass(frozen=True)
+class ImageSize:
+    """Size of the upright (EXIF-rotated) image that coordinates refer to."""
+
+    width: int
+    height: int
+
+
+# ---------------------------------------------------------------------------------------------- collections
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A gallery of enrolled people."""
+
+    name: str
+    model_id: str
+    dimension: int
+    threshold: float
+    face_count: int
+    person_count: int
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Person:
+    """An enrolled person."""
+
+    person_id: str
+    collection: str
+    display_name: str = ""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    face_count: int = 0
+    face_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a listing; ``next_page_token`` is empty on the last page."""
+
+    items: tuple[T, ...]
+    next_page_token: str = ""
+
+
+# ---------------------------------------------------------------------------------------------- enrollment
+
+
+@dataclass(frozen=True)
+class Photo:
+    """An enrollment photo with the caller's label for it (echoed in results and stored with the face)."""
+
+    image: ImageInput
+    name: str = ""
+
+
+# The photos of one person: one image or :class:`Photo`, or any iterable of them.
+PhotosInput: TypeAlias = ImageInput | Photo | Iterable[ImageInput | Photo]
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    """One person and their photos: a message of a bulk enrollment stream (``collection=None``: the stream's)."""
+
+    person_id: str
+    photos: PhotosInput
+    display_name: str | None = None
+    metadata: Mapping[str, str] | None = None
+    collection: str | None = None
+    face_selection: FaceSelection | str | None = None
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """One reason why a photo was not enrolled."""
+
+    reason: RejectionReason
+    message: str
+
+
+@dataclass(frozen=True)
+class PhotoResult:
+    """What happened to one enrollment photo."""
+
+    photo_index: int
+    photo_name: str
+    enrolled: bool
+    face_id: str = ""
+    face: Face | None = None
+    """The face enrolled, or the face that failed a quality check."""
+    rejections: tuple[Rejection, ...] = ()
+
+
+@dataclass(frozen=True)
+class EnrollResult:
+    """The outcome of enrolling one person."""
+
+    person: Person
+    photos: tuple[PhotoResult, ...]
+    faces_enrolled: int
+
+
+@dataclass(frozen=True)
+class BulkRejection:
+    """A photo (or a whole request, when ``error`` is set) that a bulk enrollment did not enroll."""
+
+    person_id: str
+    request_index: int
+    photo: PhotoResult | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class BulkEnrollResult:
+    """The summary of a bulk enrollment stream."""
+
+    requests: int
+    photos: int
+    faces_enrolled: int
+    people_enrolled: int
+    rejected: tuple[BulkRejection, ...] = ()
+
+
+@dataclass(frozen=True)
+class PhotoRejection:
+    """One violation of a refused enrollment, read from the error's ``google.rpc.PreconditionFailure``."""
+
+    photo_index: int | None
+    """Index of the photo in the request when the violation's subject names it (``photos[2]``)."""
+    subject: str
+    reason: RejectionReason
+    message: str
+
+
+# ---------------------------------------------------------------------------------------------- identification
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An enrolled person near a face: the distance to their nearest enrolled face."""
+
+    person_id: str
+    distance: float
+    similarity: float
+    display_name: str = ""
+    face_id: str = ""
+
+
+@dataclass(frozen=True)
+class IdentifiedFace:
+    """A face of a photo, its nearest people, and the decision (``match`` is None when unknown)."""
+
+    face: Face
+    candidates: tuple[Candidate, ...] = ()
+    match: Candidate | None = None
+
+
+@dataclass(frozen=True)
+class IdentifyResult:
+    """Every face of a photo with who each one is."""
+
+    faces: tuple[IdentifiedFace, ...]
+    image_size: ImageSize
+    threshold: float
+    frame_id: str = ""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A frame of an identification stream with the caller's id for it (echoed in its result)."""
+
+    image: ImageInput
+    frame_id: str = ""
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """The answer of a 1:1 verification."""
+
+    same_person: bool
+    distance: float
+    similarity: float
+    threshold: float
+    probe_face: Face | None = None
+    reference_face: Face | None = None
+    """The reference photo's face (None when the reference is an enrolled person)."""
+    reference_face_id: str = ""
+    """The enrolled face compared (when the reference is a person)."""
+
+
+@dataclass(frozen=True)
+class DetectResult:
+    """Faces of a photo, largest first."""
+
+    faces: tuple[Face, ...]
+    image_size: ImageSize

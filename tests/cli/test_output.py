@@ -1,0 +1,73 @@
+"""JSON documents and human tables of the command line."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from facerec.cli import output
+from facerec.sdk import convert
+from facerec.sdk.types import Collection
+from facerec.v1 import face_pb2, facerec_pb2
+from tests.sdk.gateway_double import face_message
+
+
+def identify_response() -> facerec_pb2.IdentifyResponse:
+    obama = facerec_pb2.Candidate(person_id="obama", display_name="Barack Obama", distance=0.41, similarity=0.658)
+    biden = facerec_pb2.Candidate(person_id="biden", distance=0.83, similarity=0.308)
+    unknown = face_message(1)
+    unknown.box.CopyFrom(face_pb2.BoundingBox(x=-4, y=210, width=80, height=81))
+    return facerec_pb2.IdentifyResponse(
+        faces=[
+            facerec_pb2.IdentifiedFace(face=face_message(0), candidates=[obama, biden], match=obama),
+            facerec_pb2.IdentifiedFace(face=unknown, candidates=[biden]),
+        ],
+        image_size=face_pb2.ImageSize(width=1280, height=853),
+        threshold=0.6,
+    )
+
+
+def identify_document() -> dict:
+    result = convert.identify_result_from_proto(identify_response())
+    return json.loads(json.dumps(output.to_json(result)))
+
+
+def test_identify_json_lists_each_face_with_box_match_and_candidates():
+    faces = identify_document()["faces"]
+    assert faces[0]["box"] == [40, 30, 96, 96]
+    assert faces[0]["match"]["person_id"] == "obama" and faces[0]["match"]["distance"] == 0.41
+    assert [(c["person_id"], c["distance"]) for c in faces[0]["candidates"]] == [("obama", 0.41), ("biden", 0.83)]
+
+
+def test_identify_json_has_a_null_match_for_an_unknown_face():
+    face = identify_document()["faces"][1]
+    assert face["match"] is None
+    assert face["box"] == [-4, 210, 80, 81]
+
+
+def test_identify_json_leaves_out_embeddings_that_were_not_asked_for():
+    assert "embedding" not in identify_document()["faces"][0]
+
+
+def test_face_json_has_landmarks_as_points_and_quality():
+    face = identify_document()["faces"][0]
+    assert face["landmarks"]["nose_base"] == [88.0, 95.0]
+    assert face["quality"]["sharpness"] == 310.0
+
+
+def test_collection_json_has_its_creation_time_in_iso_format():
+    collection = Collection("staff", "dlib_resnet_v1", 128, 0.6, 10, 4, datetime(2026, 11, 25, 9, 30, tzinfo=UTC))
+    assert output.to_json(collection)["created_at"] == "2026-11-25T09:30:00+00:00"
+
+
+def test_human_identify_names_the_match_and_the_nearest_of_an_unknown_face():
+    text = output.render_identify(convert.identify_result_from_proto(identify_response()))
+    lines = text.splitlines()
+    assert lines[0] == "2 face(s), threshold 0.6"
+    assert "obama (Barack Obama)" in lines[2] and "0.410" in lines[2]
+    assert "unknown (nearest biden)" in lines[3]
+
+
+def test_table_pads_columns_and_right_aligns_numbers():
+    text = output.table(["person", "faces"], [["alice", 3], ["bob", 12]])
+    assert text.splitlines() == ["person  faces", "alice       3", "bob        12"]

@@ -1,0 +1,198 @@
+"""What the clients do on the wire, against a recording gateway double served by a real gRPC server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from PIL import Image
+
+from facerec.sdk import (
+    AsyncClient,
+    Client,
+    Enrollment,
+    FailedPrecondition,
+    Frame,
+    ImageInput,
+    InvalidArgument,
+    NotFound,
+    Photo,
+    RejectionReason,
+    Unavailable,
+)
+from facerec.sdk.channel import MAX_MESSAGE_BYTES, channel_options, service_config
+from facerec.sdk.messages import EnrollmentInput
+from tests.sdk.gateway_double import PEOPLE, REJECTED_PERSON, GatewayServer
+
+
+def test_every_call_carries_the_api_key_as_a_bearer_token(gateway_server: GatewayServer, samples_dir: Path):
+    with Client(gateway_server.address, api_key="k-123") as client:
+        client.identify(samples_dir / "obama.jpg")
+    assert gateway_server.gateway.metadata[0]["authorization"] == "Bearer k-123"
+
+
+def test_identify_sends_the_image_and_returns_typed_faces(gateway_server: GatewayServer, samples_dir: Path):
+    with Client(gateway_server.address) as client:
+        result = client.identify(samples_dir / "obama.jpg", collection="staff", top_k=3, threshold=0.5)
+    (request,) = gateway_server.gateway.requests["Identify"]
+    assert (request.collection, request.top_k, request.threshold) == ("staff", 3, 0.5)  # type: ignore[attr-defined]
+    with Image.open(samples_dir / "obama.jpg") as image:
+        assert (result.image_size.width, result.image_size.height) == image.size
+    assert result.threshold == 0.5
+    assert result.faces[0].match is not None and result.faces[0].match.person_id == "obama"
+
+
+def test_an_unavailable_unary_call_is_retried_by_the_channel(gateway_server: GatewayServer, samples_dir: Path):
+    # Larger than gRPC's default per-call retry buffer (256 KiB), past which a call is never retried.
+    assert (samples_dir / "obama.jpg").stat().st_size > 256 * 1024
+    gateway_server.gateway.failures["Identify"] = [grpc.StatusCode.UNAVAILABLE] * 2
+    with Client(gateway_server.address) as client:
+        client.identify(samples_dir / "obama.jpg")
+    assert gateway_server.gateway.attempts["Identify"] == 3
+
+
+def test_retries_stop_after_five_attempts(gateway_server: GatewayServer, samples_dir: Path):
+    gateway_server.gateway.failures["Identify"] = [grpc.StatusCode.UNAVAILABLE] * 6
+    with Client(gateway_server.address) as client, pytest.raises(Unavailable):
+        client.identify(samples_dir / "obama.jpg")
+    assert gateway_server.gateway.attempts["Identify"] == 5
+
+
+def test_other_errors_are_not_retried_and_raise_their_class(gateway_server: GatewayServer, samples_dir: Path):
+    gateway_server.gateway.failures["Identify"] = [grpc.StatusCode.INVALID_ARGUMENT]
+    with Client(gateway_server.address) as client, pytest.raises(InvalidArgument, match="scheduled"):
+        client.identify(samples_dir / "obama.jpg")
+    assert gateway_server.gateway.attempts["Identify"] == 1
+
+
+def test_a_refused_enrollment_raises_with_each_photos_rejection(gateway_server: GatewayServer, samples_dir: Path):
+    with Client(gateway_server.address) as client, pytest.raises(FailedPrecondition) as raised:
+        client.enroll(REJECTED_PERSON, [samples_dir / "obama.jpg", samples_dir / "biden.jpg"])
+    assert [(r.photo_index, r.reason) for r in raised.value.rejections] == [
+        (0, RejectionReason.NO_FACE),
+        (1, RejectionReason.NO_FACE),
+    ]
+
+
+def test_enroll_sends_names_metadata_and_face_selection(gateway_server: GatewayServer, samples_dir: Path):
+    pixels = np.zeros((32, 32, 3), np.uint8)
+    with Client(gateway_server.address) as client:
+        result = client.enroll(
+            "obama",
+            [samples_dir / "obama.jpg", Photo(pixels, name="frame.png")],
+            collection="staff",
+            display_name="Barack Obama",
+            metadata={"role": "president"},
+            face_selection="largest",
+        )
+    assert [p.photo_name for p in result.photos] == ["obama.jpg", "frame.png"]
+    assert result.person.display_name == "Barack Obama" and result.person.metadata == {"role": "president"}
+    assert gateway_server.gateway.requests["Enroll"][0].face_selection == 2  # type: ignore[attr-defined]
+
+
+def test_bulk_enroll_streams_one_request_per_person(gateway_server: GatewayServer, samples_dir: Path):
+    enrollments: list[EnrollmentInput] = [
+        ("obama", [samples_dir / "obama.jpg", samples_dir / "obama2.jpg"]),
+        Enrollment("biden", [samples_dir / "biden.jpg", samples_dir / "32bit.png"], collection="staff"),
+    ]
+    with Client(gateway_server.address) as client:
+        result = client.bulk_enroll(iter(enrollments))
+    requests = gateway_server.gateway.requests["BulkEnroll"]
+    assert [(r.person_id, r.collection) for r in requests] == [("obama", "default"), ("biden", "staff")]  # type: ignore[attr-defined]
+    assert (result.requests, result.photos, result.faces_enrolled, result.people_enrolled) == (2, 4, 3, 2)
+    assert result.rejected[0].photo is not None and result.rejected[0].photo.photo_name == "32bit.png"
+
+
+def test_a_missing_photo_in_a_bulk_stream_raises_file_not_found(gateway_server: GatewayServer, samples_dir: Path):
+    enrollments = [("obama", samples_dir / "obama.jpg"), ("ghost", samples_dir / "absent.jpg")]
+    with Client(gateway_server.address) as client, pytest.raises(FileNotFoundError):
+        client.bulk_enroll(enrollments)
+
+
+def test_identify_stream_answers_each_frame_in_order(gateway_server: GatewayServer, samples_dir: Path):
+    frames: list[ImageInput | Frame] = [
+        samples_dir / "obama.jpg",
+        Frame(samples_dir / "biden.jpg", frame_id="cam1-0002"),
+        samples_dir / "obama2.jpg",
+    ]
+    with Client(gateway_server.address) as client:
+        results = list(client.identify_stream(frames))
+    assert [r.frame_id for r in results] == ["0", "cam1-0002", "2"]
+
+
+def test_iter_people_follows_page_tokens_to_the_end(gateway_server: GatewayServer):
+    with Client(gateway_server.address) as client:
+        people = list(client.iter_people(collection="staff", page_size=3))
+    assert [p.person_id for p in people] == PEOPLE
+    assert len(gateway_server.gateway.requests["ListPeople"]) == 3
+
+
+def test_nothing_listening_raises_unavailable_quickly():
+    with Client("127.0.0.1:1", timeout=5) as client, pytest.raises(Unavailable):
+        client.list_collections()
+
+
+def test_channel_retries_only_unavailable_on_unary_methods():
+    (method_config,) = service_config()["methodConfig"]
+    names = {n["method"] for n in method_config["name"]}
+    assert "Identify" in names and "Enroll" in names
+    assert not names & {"BulkEnroll", "IdentifyStream"}
+    assert method_config["retryPolicy"]["retryableStatusCodes"] == ["UNAVAILABLE"]
+    assert method_config["retryPolicy"]["maxAttempts"] == 5
+    options = dict(channel_options())
+    assert options["grpc.max_send_message_length"] == MAX_MESSAGE_BYTES == 32 * 1024 * 1024
+    assert json.loads(options["grpc.service_config"]) == service_config()
+
+
+# ---------------------------------------------------------------------------------------------- AsyncClient
+
+
+async def test_async_identify_returns_typed_faces_with_the_api_key(gateway_server: GatewayServer, samples_dir: Path):
+    async with AsyncClient(gateway_server.address, api_key="k-9") as client:
+        result = await client.identify(samples_dir / "biden.jpg")
+    assert result.faces[0].face.box.width == 96
+    assert gateway_server.gateway.metadata[0]["authorization"] == "Bearer k-9"
+
+
+async def test_async_errors_raise_their_class(gateway_server: GatewayServer):
+    async with AsyncClient(gateway_server.address) as client:
+        with pytest.raises(NotFound, match="no person 'nobody'"):
+            await client.get_person("nobody")
+
+
+async def test_async_unavailable_call_is_retried(gateway_server: GatewayServer, samples_dir: Path):
+    gateway_server.gateway.failures["Verify"] = [grpc.StatusCode.UNAVAILABLE]
+    async with AsyncClient(gateway_server.address) as client:
+        result = await client.verify(samples_dir / "obama.jpg", person=("staff", "obama"))
+    assert result.same_person and gateway_server.gateway.attempts["Verify"] == 2
+
+
+async def test_async_bulk_enroll_takes_an_async_iterable(gateway_server: GatewayServer, samples_dir: Path):
+    async def people():
+        yield ("obama", [samples_dir / "obama.jpg"])
+        yield Enrollment("biden", [samples_dir / "biden.jpg"])
+
+    async with AsyncClient(gateway_server.address) as client:
+        result = await client.bulk_enroll(people())
+    assert (result.requests, result.people_enrolled) == (2, 2)
+
+
+async def test_async_bulk_enroll_reports_a_missing_photo(gateway_server: GatewayServer, samples_dir: Path):
+    async with AsyncClient(gateway_server.address) as client:
+        with pytest.raises(FileNotFoundError):
+            await client.bulk_enroll([("ghost", samples_dir / "absent.jpg")])
+
+
+async def test_async_identify_stream_answers_each_frame(gateway_server: GatewayServer, samples_dir: Path):
+    async with AsyncClient(gateway_server.address) as client:
+        results = [r async for r in client.identify_stream([samples_dir / "obama.jpg", samples_dir / "biden.jpg"])]
+    assert [r.frame_id for r in results] == ["0", "1"]
+
+
+async def test_async_iter_people_follows_page_tokens(gateway_server: GatewayServer):
+    async with AsyncClient(gateway_server.address) as client:
+        people = [p async for p in client.iter_people(page_size=4)]
+    assert [p.person_id for p in people] == PEOPLE
