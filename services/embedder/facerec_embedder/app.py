@@ -1,36 +1,63 @@
-"""The embedder process: its gRPC services, resources and readiness, run by facerec.runtime."""
+"""The embedder process: photos -> faces -> descriptors, the model running on Triton."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from PIL import Image
 
 from facerec.embedder.v1 import embedder_pb2, embedder_pb2_grpc
 from facerec.runtime.server import ServiceBinding
+from facerec_embedder.batching import MicroBatcher
+from facerec_embedder.detection import FaceDetector
+from facerec_embedder.images import ImageLimits
+from facerec_embedder.pipeline import FacePipeline
+from facerec_embedder.runtime import TritonEmbedder
+from facerec_embedder.servicer import EmbedderServicer
 from facerec_embedder.settings import EmbedderSettings
+
+log = logging.getLogger(__name__)
 
 
 class EmbedderApp:
-    """Serves Embedder; every RPC answers UNIMPLEMENTED until its feature lands."""
+    """Serves facerec.embedder.v1.Embedder; healthy while Triton reports the face model ready."""
 
     name = "embedder"
 
     def __init__(self, settings: EmbedderSettings) -> None:
         self.settings = settings
+        # Pillow's own bomb guard at our limit, so no decoder ever allocates more than we accept.
+        Image.MAX_IMAGE_PIXELS = settings.max_image_pixels
+        self.triton = TritonEmbedder(settings.triton_url, settings.triton_model, timeout_s=settings.triton_timeout_s)
+        self.batcher = MicroBatcher(
+            self.triton, max_batch=settings.batch_max_size, max_delay_s=settings.batch_max_delay_ms / 1000
+        )
+        self.executor = ThreadPoolExecutor(settings.detect_workers, thread_name_prefix="detect")
+        self.pipeline = FacePipeline(
+            FaceDetector(settings.upsample),
+            self.batcher,
+            self.executor,
+            ImageLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels),
+        )
 
     def bindings(self) -> Sequence[ServiceBinding]:
         return [
             ServiceBinding(
                 embedder_pb2.DESCRIPTOR.services_by_name["Embedder"],
-                embedder_pb2_grpc.EmbedderServicer(),  # type: ignore[abstract]
+                EmbedderServicer(self.pipeline, self.batcher),
                 embedder_pb2_grpc.add_EmbedderServicer_to_server,
             )
         ]
 
     async def start(self) -> None:
-        return None
+        log.info("embedding model served by Triton at %s", self.settings.triton_url)
 
     async def ready(self) -> bool:
-        return True
+        return await self.triton.is_ready()
 
     async def close(self) -> None:
-        return None
+        await self.batcher.drain()
+        await self.triton.close()
+        self.executor.shutdown(wait=True, cancel_futures=True)
