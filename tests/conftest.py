@@ -6,7 +6,7 @@ import pytest
 
 from tests.paths import SAMPLES_DIR, SHARED_FACES_DIR
 
-pytest_plugins: list[str] = []
+pytest_plugins = ["tests.fixtures.triton", "tests.fixtures.stack"]
 
 
 @pytest.fixture(scope="session")

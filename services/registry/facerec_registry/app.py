@@ -1,27 +1,55 @@
-"""The registry process: its gRPC services, resources and readiness, run by facerec.runtime."""
+"""The registry process: collections of people's descriptors in Qdrant (embedded Edge, or a server)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
 
 from facerec.registry.v1 import registry_pb2, registry_pb2_grpc
 from facerec.runtime.server import ServiceBinding
+from facerec_registry.registry import Registry
+from facerec_registry.servicer import RegistryServicer
 from facerec_registry.settings import RegistrySettings
+from facerec_registry.store import FaceStore, StoreConfig, open_store
+
+log = logging.getLogger(__name__)
+
+
+def store_config(settings: RegistrySettings) -> StoreConfig:
+    """The store's configuration from the service's settings."""
+    return StoreConfig(
+        data_dir=settings.data_dir,
+        qdrant_url=settings.qdrant_url,
+        api_key=settings.qdrant_api_key,
+        timeout_s=max(1, round(settings.qdrant_timeout_s)),
+        hnsw_m=settings.hnsw_m,
+        hnsw_ef_construct=settings.hnsw_ef_construct,
+        hnsw_ef=settings.search_ef,
+        int8_quantization=settings.quantization,
+        shard_number=settings.qdrant_shard_number,
+        replication_factor=settings.qdrant_replication_factor,
+    )
 
 
 class RegistryApp:
-    """Serves Registry; every RPC answers UNIMPLEMENTED until its feature lands."""
+    """Serves facerec.registry.v1.Registry; healthy once its store is open (and, for a server, reachable)."""
 
     name = "registry"
 
     def __init__(self, settings: RegistrySettings) -> None:
         self.settings = settings
+        config = store_config(settings)
+        # Opening takes the embedded store's directory lock: a second registry on the same folder fails here.
+        self.store: FaceStore | None = open_store(config)
+        self.registry = Registry(self.store)
+        log.info("face store open: %s", config.qdrant_url or config.data_dir)
 
     def bindings(self) -> Sequence[ServiceBinding]:
         return [
             ServiceBinding(
                 registry_pb2.DESCRIPTOR.services_by_name["Registry"],
-                registry_pb2_grpc.RegistryServicer(),  # type: ignore[abstract]
+                RegistryServicer(self.registry),
                 registry_pb2_grpc.add_RegistryServicer_to_server,
             )
         ]
@@ -30,7 +58,9 @@ class RegistryApp:
         return None
 
     async def ready(self) -> bool:
-        return True
+        return self.store is not None
 
     async def close(self) -> None:
-        return None
+        if self.store is not None:
+            await asyncio.to_thread(self.store.close)
+            self.store = None
