@@ -65,6 +65,13 @@ async def test_health_turns_not_serving_during_shutdown_while_calls_still_finish
     assert app.closed
 
 
+async def test_liveness_stays_serving_while_dependencies_are_down(probe) -> None:
+    app, _runner, channel = probe
+    app.is_ready = False
+    await _wait_for(channel, NOT_SERVING)
+    assert await _status(channel, "liveness") == SERVING
+
+
 async def test_unknown_service_name_is_not_found(probe) -> None:
     _app, _runner, channel = probe
     try:

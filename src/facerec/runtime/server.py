@@ -4,7 +4,7 @@ A service describes itself as a :class:`ServiceApp`: the gRPC services it regist
 resources, and whether its own dependencies are ready. :class:`ServiceRunner` does the rest, identically for the
 three services: binds the address (port 0 allowed) with the message-size limit, installs the interceptors,
 serves ``grpc.health.v1`` (NOT_SERVING until the app reports ready, re-checked every ``health_interval_s``,
-NOT_SERVING again during shutdown) and server reflection (names from the generated descriptors), exposes
+NOT_SERVING again during shutdown; the name ``liveness`` is SERVING while the process runs) and server reflection (names from the generated descriptors), exposes
 Prometheus metrics, and shuts down gracefully on SIGTERM/SIGINT.
 """
 
@@ -28,6 +28,10 @@ from facerec.runtime.metrics import MetricsEndpoint, start_metrics_endpoint
 from facerec.runtime.settings import ServiceSettings
 
 log = logging.getLogger("facerec.server")
+
+# Health name that answers SERVING while the process runs, whatever its dependencies: for liveness probes,
+# so an outage of Triton or Qdrant makes pods unready (no traffic) without restarting them.
+LIVENESS = "liveness"
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -127,6 +131,7 @@ class ServiceRunner:
         await self._set_health(False)
         await self.app.start()
         await self._server.start()
+        await self._health.set(LIVENESS, SERVING)
         if self.settings.metrics_port:
             self.metrics = start_metrics_endpoint(self.settings.metrics_host, self.settings.metrics_port)
         self._watcher = asyncio.create_task(self._watch_readiness(), name=f"{self.app.name}-health")
@@ -159,7 +164,7 @@ class ServiceRunner:
         self._stopping = True
         if self._health is not None:
             self._serving = None
-            for name in self._service_names:
+            for name in [*self._service_names, LIVENESS]:
                 await self._health.set(name, NOT_SERVING)
             await self._health.enter_graceful_shutdown()
         if self._watcher is not None:
