@@ -4,8 +4,9 @@ A service describes itself as a :class:`ServiceApp`: the gRPC services it regist
 resources, and whether its own dependencies are ready. :class:`ServiceRunner` does the rest, identically for the
 three services: binds the address (port 0 allowed) with the message-size limit, installs the interceptors,
 serves ``grpc.health.v1`` (NOT_SERVING until the app reports ready, re-checked every ``health_interval_s``,
-NOT_SERVING again during shutdown; the name ``liveness`` is SERVING while the process runs) and server reflection (names from the generated descriptors), exposes
-Prometheus metrics, and shuts down gracefully on SIGTERM/SIGINT.
+NOT_SERVING again during shutdown; the name ``liveness`` is SERVING while the process runs) and server
+reflection (names from the generated descriptors), exposes Prometheus metrics, and shuts down gracefully on
+SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
