@@ -32,6 +32,10 @@ def run_service(
     parser.parse_args(argv)
     settings = settings_cls()
     configure_logging(prog, settings.log_level, settings.log_format)
-    app = make_app(settings)
-    asyncio.run(serve_until_signalled(ServiceRunner(app, settings)))
+    asyncio.run(_serve(make_app, settings))
     return 0
+
+
+async def _serve(make_app: Callable[[S], ServiceApp], settings: S) -> None:
+    # The app is built inside the event loop: its aio channels and tasks belong to this loop.
+    await serve_until_signalled(ServiceRunner(make_app(settings), settings))
