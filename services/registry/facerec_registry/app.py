@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 from facerec.registry.v1 import registry_pb2, registry_pb2_grpc
 from facerec.runtime.server import ServiceBinding
@@ -32,6 +34,28 @@ def store_config(settings: RegistrySettings) -> StoreConfig:
     )
 
 
+class DataDirLock:
+    """An exclusive lock on the embedded store's folder: only one registry process may open it (Qdrant Edge
+    shards are opened lazily, so without this a second process could start and fail later, or worse)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._file = (data_dir / "registry.lock").open("a")
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.close()
+            raise DataDirInUse(f"another registry process holds {data_dir}; only one may open it") from None
+
+    def release(self) -> None:
+        fcntl.flock(self._file, fcntl.LOCK_UN)
+        self._file.close()
+
+
+class DataDirInUse(RuntimeError):
+    """The embedded store's folder is open in another registry process."""
+
+
 class RegistryApp:
     """Serves facerec.registry.v1.Registry; healthy once its store is open (and, for a server, reachable)."""
 
@@ -40,7 +64,7 @@ class RegistryApp:
     def __init__(self, settings: RegistrySettings) -> None:
         self.settings = settings
         config = store_config(settings)
-        # Opening takes the embedded store's directory lock: a second registry on the same folder fails here.
+        self._lock = None if config.qdrant_url else DataDirLock(config.data_dir)
         self.store: FaceStore | None = open_store(config)
         self.registry = Registry(self.store)
         log.info("face store open: %s", config.qdrant_url or config.data_dir)
@@ -64,3 +88,5 @@ class RegistryApp:
         if self.store is not None:
             await asyncio.to_thread(self.store.close)
             self.store = None
+        if self._lock is not None:
+            self._lock.release()

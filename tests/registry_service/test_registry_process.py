@@ -1,0 +1,140 @@
+"""The registry as its own process: acknowledged upserts survive `kill -9`; a second registry cannot open the
+same data folder; through gRPC, bad input gets a clear status and writes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+
+from facerec.registry.v1 import registry_pb2, registry_pb2_grpc
+from facerec_embedder.triton.launcher import free_port
+from tests.fixtures.stack import wait_serving
+
+DIM = 128
+
+
+class RegistryProcess:
+    def __init__(self, data_dir: Path) -> None:
+        self.port = free_port()
+        env = {
+            **os.environ,
+            "FACEREC_REGISTRY_PORT": str(self.port),
+            "FACEREC_REGISTRY_METRICS_PORT": "0",
+            "FACEREC_REGISTRY_DATA_DIR": str(data_dir),
+            "FACEREC_REGISTRY_HEALTH_INTERVAL_S": "0.1",
+        }
+        script = Path(sys.executable).parent / "facerec-registry"
+        self.process = subprocess.Popen([str(script)], env=env, stderr=subprocess.DEVNULL)
+        self.address = f"127.0.0.1:{self.port}"
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path / "registry"
+
+
+def faces(start: int, count: int) -> list[registry_pb2.FaceRecord]:
+    rng = np.random.default_rng(start)
+    return [
+        registry_pb2.FaceRecord(
+            face_id=f"face-{i}", person_id=f"person-{i // 2}", embedding=rng.normal(0, 0.1, DIM).tolist(), model_id="m"
+        )
+        for i in range(start, start + count)
+    ]
+
+
+async def _serving(registry: RegistryProcess) -> registry_pb2_grpc.RegistryAsyncStub:
+    await wait_serving(registry.address, timeout_s=60)
+    return registry_pb2_grpc.RegistryStub(grpc.aio.insecure_channel(registry.address))
+
+
+async def test_acknowledged_upserts_survive_kill_9(data_dir: Path) -> None:
+    first = RegistryProcess(data_dir)
+    try:
+        stub = await _serving(first)
+        await stub.CreateCollection(
+            registry_pb2.CreateCollectionRequest(name="c", model_id="m", dimension=DIM, default_threshold=0.6),
+            timeout=10,
+        )
+        acknowledged: list[registry_pb2.FaceRecord] = []
+        for batch in range(10):
+            records = faces(batch * 50, 50)
+            await stub.UpsertFaces(registry_pb2.UpsertFacesRequest(collection="c", faces=records), timeout=10)
+            acknowledged.extend(records)
+        first.kill()  # no flush, no graceful shutdown
+    finally:
+        first.stop()
+
+    second = RegistryProcess(data_dir)
+    try:
+        stub = await _serving(second)
+        count = await stub.Count(registry_pb2.CountRequest(collection="c"), timeout=10)
+        assert count.faces == len(acknowledged) == 500
+        probe = acknowledged[-1]
+        found = await stub.Search(
+            registry_pb2.SearchRequest(
+                collection="c", queries=[registry_pb2.QueryVector(values=probe.embedding)], top_k=1, all_faces=True
+            ),
+            timeout=10,
+        )
+        assert found.results[0].matches[0].face_id == probe.face_id
+        assert found.results[0].matches[0].distance == pytest.approx(0.0, abs=1e-4)
+    finally:
+        second.stop()
+
+
+async def test_a_second_registry_cannot_open_the_same_data_folder(data_dir: Path) -> None:
+    first = RegistryProcess(data_dir)
+    try:
+        await _serving(first)
+        second = RegistryProcess(data_dir)
+        try:
+            code = await asyncio.to_thread(second.process.wait, 60)
+        finally:
+            second.stop()
+        assert code != 0, "the second registry must refuse to start"
+    finally:
+        first.stop()
+
+
+async def test_bad_input_is_refused_with_a_status_and_writes_nothing(data_dir: Path) -> None:
+    registry = RegistryProcess(data_dir)
+    try:
+        stub = await _serving(registry)
+        await stub.CreateCollection(
+            registry_pb2.CreateCollectionRequest(name="c", model_id="m", dimension=DIM, default_threshold=0.6),
+            timeout=10,
+        )
+        good = faces(0, 3)
+        bad = registry_pb2.FaceRecord(face_id="nan", person_id="p", embedding=[float("nan")] * DIM, model_id="m")
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await stub.UpsertFaces(registry_pb2.UpsertFacesRequest(collection="c", faces=[*good, bad]), timeout=10)
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        with pytest.raises(grpc.aio.AioRpcError) as missing:
+            await stub.UpsertFaces(registry_pb2.UpsertFacesRequest(collection="nope", faces=good), timeout=10)
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(grpc.aio.AioRpcError) as top_k:
+            query = registry_pb2.QueryVector(values=good[0].embedding)
+            await stub.Search(registry_pb2.SearchRequest(collection="c", queries=[query], top_k=1000), timeout=10)
+        assert top_k.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert (await stub.Count(registry_pb2.CountRequest(collection="c"), timeout=10)).faces == 0
+    finally:
+        registry.stop()
