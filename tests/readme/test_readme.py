@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic_settings import BaseSettings
 
 from facerec_embedder.triton.launcher import free_port
 from tests.paths import REPO_ROOT
@@ -104,3 +105,40 @@ def test_facerec_up_runs_every_part_as_its_own_process_and_keeps_keys_hashed(loc
         assert part in children, f"{part} is not a child process of facerec up"
     keys = (Path(local_stack["data_dir"]) / "api_keys.yaml").read_text()
     assert local_stack["FACEREC_API_KEY"] not in keys and "sha256:" in keys
+
+
+def test_sdk_example_runs_as_written(local_stack: dict[str, str]) -> None:
+    code = "\n".join(fenced_block_raw("## The public API, the SDK and the CLI", "python"))
+    env = {
+        **os.environ,
+        "FACEREC_GATEWAY": local_stack["FACEREC_GATEWAY"],
+        "FACEREC_API_KEY": local_stack["FACEREC_API_KEY"],
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['obama']"
+
+
+@pytest.mark.parametrize("service", ["gateway", "embedder", "registry"])
+def test_every_setting_of_every_service_is_documented(service: str) -> None:
+    from facerec_embedder.settings import EmbedderSettings
+    from facerec_gateway.settings import GatewaySettings
+    from facerec_registry.settings import RegistrySettings
+
+    classes: dict[str, type[BaseSettings]] = {
+        "gateway": GatewaySettings,
+        "embedder": EmbedderSettings,
+        "registry": RegistrySettings,
+    }
+    settings = classes[service]
+    for name in settings.model_fields:
+        assert f"`{name.upper()}`" in README or f"`{name.upper()}," in README or f", `{name.upper()}`" in README, name
+
+
+def fenced_block_raw(after_heading: str, language: str) -> list[str]:
+    section = README.split(after_heading, 1)[1]
+    block = re.search(rf"```{language}\n(.*?)```", section, re.S)
+    assert block is not None
+    return block.group(1).splitlines()

@@ -33,5 +33,7 @@ class GatewaySettings(ServiceSettings):
         30.0, gt=0, description="Deadline of a downstream call when the caller set none."
     )
     min_face_size_px: float = Field(40.0, ge=0, description="Enrollment: smallest acceptable face (box side).")
-    min_sharpness: float = Field(20.0, ge=0, description="Enrollment: least acceptable chip sharpness.")
+    min_sharpness: float = Field(
+        40.0, ge=0, description="Enrollment: least acceptable chip sharpness (variance of the Laplacian)."
+    )
     min_frontality: float = Field(0.5, ge=0, le=1, description="Enrollment: least acceptable frontality.")
