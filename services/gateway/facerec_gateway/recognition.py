@@ -260,7 +260,7 @@ class FaceRecognition:
         async def enroll_one(index: int, request: facerec_pb2.EnrollRequest) -> None:
             try:
                 response = await self.enroll(tenant, request, deadline, atomic=False)
-            except (errors.InvalidArgument, errors.NotFound, errors.PermissionDenied) as error:
+            except errors.InvalidArgument as error:  # this request is wrong; the others may be right
                 summary.rejected.append(
                     facerec_pb2.BulkRejection(person_id=request.person_id, request_index=index, error=error.message)
                 )
