@@ -1,0 +1,280 @@
+"""The registry's domain: collections of people's faces, and the rules every request must satisfy.
+
+Pure data and validation; nothing here knows about gRPC or Qdrant. Validation functions raise the registry's
+domain errors (``errors.py``) and return normalised values, so the ``Registry`` can validate a whole request
+before it writes anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+
+from facerec_registry.errors import (
+    InvalidCollectionName,
+    InvalidCollectionSettings,
+    InvalidFace,
+    InvalidPageRequest,
+    InvalidPerson,
+    InvalidSearch,
+)
+
+Vector = npt.NDArray[np.float32]
+
+COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+MAX_PERSON_ID_LENGTH = 128
+MAX_DIMENSION = 4096
+MAX_TOP_K = 100
+MAX_QUERIES = 256
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 100
+# Control characters (C0, DEL, C1) would make ids unprintable in logs and listings.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A gallery: faces of one embedding model, compared by euclidean distance."""
+
+    name: str
+    model_id: str
+    dimension: int
+    default_threshold: float
+    tenant: str
+    created_at: datetime
+
+    def same_settings(self, other: Collection) -> bool:
+        """Whether ``other`` asks for exactly this collection (creation time aside)."""
+        return (self.name, self.model_id, self.dimension, self.tenant) == (
+            other.name,
+            other.model_id,
+            other.dimension,
+            other.tenant,
+        ) and math.isclose(self.default_threshold, other.default_threshold, rel_tol=0, abs_tol=1e-6)
+
+
+@dataclass(frozen=True)
+class Counts:
+    """How many faces and distinct people a collection holds."""
+
+    faces: int
+    people: int
+
+
+@dataclass(frozen=True)
+class CollectionStatus:
+    """A collection with what it holds now."""
+
+    collection: Collection
+    counts: Counts
+
+
+@dataclass(frozen=True)
+class FaceRecord:
+    """One stored face: a descriptor of a person, with free-form attributes usable in search filters."""
+
+    face_id: str
+    person_id: str
+    embedding: Vector
+    model_id: str
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    enrolled_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PersonAttributes:
+    """What the registry knows of a person besides their faces."""
+
+    person_id: str
+    display_name: str = ""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Person:
+    """A person as listed: attributes plus the ids of their faces (ordered)."""
+
+    person_id: str
+    display_name: str
+    metadata: Mapping[str, str]
+    face_ids: tuple[str, ...]
+
+    @property
+    def face_count(self) -> int:
+        """Number of faces stored for this person."""
+        return len(self.face_ids)
+
+
+@dataclass(frozen=True)
+class PersonUpdate:
+    """A change to a person's attributes: display name when given; metadata merged or replaced."""
+
+    person_id: str
+    display_name: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    replace_metadata: bool = False
+
+    def apply(self, current: PersonAttributes) -> PersonAttributes:
+        """The attributes after this update; an empty metadata value deletes its key."""
+        base = {} if self.replace_metadata else dict(current.metadata)
+        base.update(self.metadata)
+        metadata = {key: value for key, value in base.items() if value != ""}
+        name = current.display_name if self.display_name is None else self.display_name
+        return PersonAttributes(person_id=current.person_id, display_name=name, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """A batch of query descriptors and how to answer each."""
+
+    vectors: Sequence[Vector]
+    top_k: int
+    max_distance: float | None = None
+    all_faces: bool = False
+    metadata_filter: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Match:
+    """A stored face near a query descriptor."""
+
+    person_id: str
+    face_id: str
+    distance: float
+    display_name: str
+
+
+@dataclass(frozen=True)
+class PeoplePage:
+    """One page of people ordered by person id; ``next_page_token`` is empty on the last page."""
+
+    people: tuple[Person, ...]
+    next_page_token: str
+
+
+# --- validation -----------------------------------------------------------------------------------------
+
+
+def validate_collection_name(name: str) -> str:
+    """The name when it is 1-64 characters of ``[A-Za-z0-9_-]`` starting with a letter or digit."""
+    if not COLLECTION_NAME.fullmatch(name):
+        raise InvalidCollectionName(
+            f"collection name {name!r} must be 1-64 characters of [A-Za-z0-9_-], starting with a letter or digit"
+        )
+    return name
+
+
+def validate_new_collection(collection: Collection) -> Collection:
+    """The collection when its settings are usable."""
+    validate_collection_name(collection.name)
+    if not collection.model_id.strip():
+        raise InvalidCollectionSettings("model_id must not be empty")
+    if not 1 <= collection.dimension <= MAX_DIMENSION:
+        raise InvalidCollectionSettings(f"dimension must be 1..{MAX_DIMENSION}, got {collection.dimension}")
+    if not math.isfinite(collection.default_threshold) or collection.default_threshold < 0:
+        raise InvalidCollectionSettings("default_threshold must be a finite distance >= 0")
+    return collection
+
+
+def validate_person_id(person_id: str) -> str:
+    """The id when it is 1-128 characters without control characters."""
+    if not 1 <= len(person_id) <= MAX_PERSON_ID_LENGTH:
+        raise InvalidPerson(f"person_id must be 1-{MAX_PERSON_ID_LENGTH} characters, got {len(person_id)}")
+    if _CONTROL_CHARACTERS.search(person_id):
+        raise InvalidPerson("person_id must not contain control characters")
+    return person_id
+
+
+def as_vector(values: Sequence[float] | Vector, dimension: int, what: str) -> Vector:
+    """``values`` as a float32 vector of ``dimension`` finite components, or ``InvalidArgument``."""
+    vector = np.asarray(values, dtype=np.float32)
+    if vector.ndim != 1 or vector.shape[0] != dimension:
+        raise InvalidFace(f"{what} must have {dimension} values, got shape {vector.shape}")
+    if not np.isfinite(vector).all():
+        raise InvalidFace(f"{what} has non-finite values (NaN or infinity)")
+    return vector
+
+
+def validate_face(face: FaceRecord, collection: Collection) -> FaceRecord:
+    """The face with its embedding as a checked float32 vector, when it fits the collection."""
+    if not face.face_id:
+        raise InvalidFace("face_id must not be empty")
+    if _CONTROL_CHARACTERS.search(face.face_id):
+        raise InvalidFace("face_id must not contain control characters")
+    validate_person_id(face.person_id)
+    if face.model_id != collection.model_id:
+        raise InvalidFace(
+            f"face {face.face_id!r} comes from model {face.model_id!r}; "
+            f"collection {collection.name!r} holds {collection.model_id!r}"
+        )
+    embedding = as_vector(face.embedding, collection.dimension, f"embedding of face {face.face_id!r}")
+    return FaceRecord(
+        face_id=face.face_id,
+        person_id=face.person_id,
+        embedding=embedding,
+        model_id=face.model_id,
+        metadata=dict(face.metadata),
+        enrolled_at=face.enrolled_at,
+    )
+
+
+def validate_search(query: SearchQuery, collection: Collection) -> SearchQuery:
+    """The query with its vectors checked, when it is within the limits."""
+    if not 1 <= query.top_k <= MAX_TOP_K:
+        raise InvalidSearch(f"top_k must be 1..{MAX_TOP_K}, got {query.top_k}")
+    if not 1 <= len(query.vectors) <= MAX_QUERIES:
+        raise InvalidSearch(f"a search takes 1..{MAX_QUERIES} query vectors, got {len(query.vectors)}")
+    if query.max_distance is not None and not (math.isfinite(query.max_distance) and query.max_distance >= 0):
+        raise InvalidSearch("max_distance must be a finite distance >= 0")
+    try:
+        vectors = [as_vector(v, collection.dimension, f"query {i}") for i, v in enumerate(query.vectors)]
+    except InvalidFace as error:
+        raise InvalidSearch(error.message) from error
+    return SearchQuery(
+        vectors=vectors,
+        top_k=query.top_k,
+        max_distance=query.max_distance,
+        all_faces=query.all_faces,
+        metadata_filter=dict(query.metadata_filter),
+    )
+
+
+def page_size_or_default(page_size: int) -> int:
+    """The page size to use: 0 means the default; otherwise 1..1000."""
+    if page_size == 0:
+        return DEFAULT_PAGE_SIZE
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise InvalidPageRequest(f"page_size must be 0 (default) or 1..{MAX_PAGE_SIZE}, got {page_size}")
+    return page_size
+
+
+# Page tokens are opaque to callers: the last person id of the previous page, wrapped so that nobody
+# builds them by hand and we can change their content later.
+def encode_page_token(last_person_id: str) -> str:
+    """An opaque token that resumes a listing after ``last_person_id``."""
+    raw = json.dumps({"v": 1, "after": last_person_id}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_page_token(token: str) -> str | None:
+    """The person id a listing resumes after; ``None`` for the first page."""
+    if not token:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        content = json.loads(raw)
+        after = content["after"]
+    except (binascii.Error, ValueError, KeyError, TypeError) as error:
+        raise InvalidPageRequest("page_token was not issued by this registry") from error
+    if not isinstance(after, str) or content.get("v") != 1:
+        raise InvalidPageRequest("page_token was not issued by this registry")
+    return after

@@ -1,0 +1,283 @@
+"""The registry's domain service: collections of people's faces over any ``FaceStore``.
+
+Every request is validated in full before anything is written, so a bad request leaves no partial state.
+Methods are synchronous (the stores block); the servicer runs them in worker threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from facerec_registry.domain import (
+    Collection,
+    CollectionStatus,
+    Counts,
+    FaceRecord,
+    Match,
+    PeoplePage,
+    Person,
+    PersonAttributes,
+    PersonUpdate,
+    SearchQuery,
+    decode_page_token,
+    encode_page_token,
+    page_size_or_default,
+    validate_collection_name,
+    validate_face,
+    validate_new_collection,
+    validate_person_id,
+    validate_search,
+)
+from facerec_registry.errors import CollectionExists, CollectionNotFound, InvalidFace, InvalidPerson, PersonNotFound
+from facerec_registry.store.base import FaceStore, FaceSummary, ScoredFace, StoredFace, VectorQuery
+
+# One-result-per-person search fetches this many faces per wanted person in its first round, so that a
+# few people with several close faces still leave top_k distinct people in one round.
+_OVERFETCH = 4
+
+
+class Registry:
+    """Collections, faces and people, with the registry API's rules, over a vector store."""
+
+    def __init__(self, store: FaceStore) -> None:
+        self._store = store
+
+    # --- collections ---------------------------------------------------------------------------------
+
+    def create_collection(
+        self, name: str, model_id: str, dimension: int, default_threshold: float, tenant: str = ""
+    ) -> CollectionStatus:
+        """Creates a collection; the same settings again return it, other settings are ``CollectionExists``."""
+        wanted = validate_new_collection(
+            Collection(
+                name=name,
+                model_id=model_id,
+                dimension=dimension,
+                default_threshold=default_threshold,
+                tenant=tenant,
+                created_at=datetime.now(UTC),
+            )
+        )
+        stored = self._store.create_collection(wanted)
+        if not stored.same_settings(wanted):
+            raise CollectionExists(f"collection {name!r} exists with other settings")
+        return self._status(stored)
+
+    def get_collection(self, name: str) -> CollectionStatus:
+        """The collection and its counts."""
+        return self._status(self._collection(name))
+
+    def list_collections(self, tenant: str | None = None) -> list[CollectionStatus]:
+        """Collections ordered by name, optionally only one tenant's."""
+        collections = sorted(self._store.list_collections(), key=lambda c: c.name)
+        return [self._status(c) for c in collections if tenant is None or c.tenant == tenant]
+
+    def delete_collection(self, name: str) -> int:
+        """Deletes a collection and all its faces; returns how many faces it held."""
+        self._collection(name)
+        return self._store.delete_collection(name)
+
+    def count(self, name: str) -> Counts:
+        """Faces and distinct people in the collection."""
+        self._collection(name)
+        return Counts(faces=self._store.count_faces(name), people=len(self._store.faces_per_person(name)))
+
+    # --- faces ---------------------------------------------------------------------------------------
+
+    def upsert_faces(self, name: str, faces: Sequence[FaceRecord], people: Sequence[PersonAttributes] = ()) -> int:
+        """Inserts or replaces faces by id (idempotent), with optional attributes of their people.
+
+        A person's attributes are kept on each of their faces: new faces of a known person inherit them,
+        and attributes given here are written onto all of that person's faces.
+        """
+        collection = self._collection(name)
+        checked = _validate_faces(faces, collection)
+        given = _validate_people(people)
+        batch_people = {face.person_id for face in checked}
+        known = self._known_attributes(name, sorted(batch_people | given.keys()))
+        for person_id in given:
+            if person_id not in batch_people and person_id not in known:
+                raise InvalidPerson(f"attributes given for person {person_id!r}, who has no face")
+        attributes = {**known, **given}
+        if checked:
+            self._store.upsert_faces(
+                name,
+                [
+                    StoredFace(face=face, person=attributes.get(face.person_id, PersonAttributes(face.person_id)))
+                    for face in checked
+                ],
+            )
+        for person_id, person in given.items():
+            if person_id in known:
+                self._store.set_person_attributes(name, person)
+        return len(checked)
+
+    def delete_face(self, name: str, face_id: str) -> bool:
+        """Deletes one face; ``False`` when no face had that id."""
+        self._collection(name)
+        if not face_id:
+            raise InvalidFace("face_id must not be empty")
+        return self._store.delete_face(name, face_id)
+
+    # --- search --------------------------------------------------------------------------------------
+
+    def search(self, name: str, query: SearchQuery) -> list[list[Match]]:
+        """For each query vector, the nearest matches (nearest first), in request order.
+
+        Unless ``all_faces``, each person appears once, with their nearest face: faces are fetched in
+        rounds, each round excluding the people already found, until ``top_k`` people are found or no
+        face is left.
+        """
+        collection = self._collection(name)
+        checked = validate_search(query, collection)
+        per_face = [
+            VectorQuery(
+                vector=vector,
+                limit=checked.top_k if checked.all_faces else checked.top_k * _OVERFETCH,
+                max_distance=checked.max_distance,
+                metadata_filter=checked.metadata_filter,
+            )
+            for vector in checked.vectors
+        ]
+        results = self._store.search(name, per_face)
+        if checked.all_faces:
+            return [[_match(face) for face in result] for result in results]
+        return [
+            self._distinct_people(name, request, result, checked.top_k)
+            for request, result in zip(per_face, results, strict=True)
+        ]
+
+    def _distinct_people(
+        self, name: str, request: VectorQuery, first_round: list[ScoredFace], top_k: int
+    ) -> list[Match]:
+        found: dict[str, ScoredFace] = {}
+        result, limit = first_round, request.limit
+        while True:
+            before = len(found)
+            for face in result:
+                # Results come nearest first, so a person's first face is their nearest.
+                found.setdefault(face.person_id, face)
+            # Stop when enough people are found, when no face is left, or when a round brought nobody new
+            # (which excluding the people found should make impossible; never loop on it).
+            if len(found) >= top_k or len(result) < limit or len(found) == before:
+                break
+            missing = top_k - len(found)
+            limit = missing * _OVERFETCH
+            next_request = VectorQuery(
+                vector=request.vector,
+                limit=limit,
+                max_distance=request.max_distance,
+                metadata_filter=request.metadata_filter,
+                exclude_people=frozenset(found),
+            )
+            result = self._store.search(name, [next_request])[0]
+        nearest = sorted(found.values(), key=lambda face: face.distance)[:top_k]
+        return [_match(face) for face in nearest]
+
+    # --- people --------------------------------------------------------------------------------------
+
+    def get_person(self, name: str, person_id: str) -> Person:
+        """The person with their attributes and face ids; ``PersonNotFound`` when they have no face."""
+        self._collection(name)
+        validate_person_id(person_id)
+        people = _people(self._store.faces_of(name, [person_id]))
+        if not people:
+            raise PersonNotFound(f"collection {name!r} holds no face of person {person_id!r}")
+        return people[0]
+
+    def list_people(self, name: str, page_size: int = 0, page_token: str = "") -> PeoplePage:
+        """One page of people ordered by person id; the token resumes after the last one listed."""
+        self._collection(name)
+        size = page_size_or_default(page_size)
+        after = decode_page_token(page_token)
+        # Keyset paging on the person id: people added or removed meanwhile never make a listing repeat
+        # or skip anyone else.
+        person_ids = sorted(p for p in self._store.faces_per_person(name) if after is None or p > after)
+        page_ids = person_ids[:size]
+        people = _people(self._store.faces_of(name, page_ids))
+        more = len(person_ids) > size
+        return PeoplePage(people=tuple(people), next_page_token=encode_page_token(page_ids[-1]) if more else "")
+
+    def update_person(self, name: str, update: PersonUpdate) -> Person:
+        """Changes a person's display name and metadata on all their faces; returns the person after."""
+        current = self.get_person(name, update.person_id)
+        changed = update.apply(PersonAttributes(current.person_id, current.display_name, dict(current.metadata)))
+        self._store.set_person_attributes(name, changed)
+        return Person(
+            person_id=changed.person_id,
+            display_name=changed.display_name,
+            metadata=changed.metadata,
+            face_ids=current.face_ids,
+        )
+
+    def delete_person(self, name: str, person_id: str) -> int:
+        """Erasure: deletes every face of the person; returns how many (0 when none)."""
+        self._collection(name)
+        validate_person_id(person_id)
+        return self._store.delete_person(name, person_id)
+
+    # --- helpers -------------------------------------------------------------------------------------
+
+    def _collection(self, name: str) -> Collection:
+        validate_collection_name(name)
+        collection = self._store.get_collection(name)
+        if collection is None:
+            raise CollectionNotFound(f"collection {name!r} does not exist")
+        return collection
+
+    def _status(self, collection: Collection) -> CollectionStatus:
+        counts = Counts(
+            faces=self._store.count_faces(collection.name),
+            people=len(self._store.faces_per_person(collection.name)),
+        )
+        return CollectionStatus(collection=collection, counts=counts)
+
+    def _known_attributes(self, name: str, person_ids: Sequence[str]) -> dict[str, PersonAttributes]:
+        people = _people(self._store.faces_of(name, person_ids))
+        return {p.person_id: PersonAttributes(p.person_id, p.display_name, dict(p.metadata)) for p in people}
+
+
+def _validate_faces(faces: Sequence[FaceRecord], collection: Collection) -> list[FaceRecord]:
+    checked = [validate_face(face, collection) for face in faces]
+    seen: set[str] = set()
+    for face in checked:
+        if face.face_id in seen:
+            raise InvalidFace(f"face_id {face.face_id!r} appears twice in one request")
+        seen.add(face.face_id)
+    return checked
+
+
+def _validate_people(people: Sequence[PersonAttributes]) -> dict[str, PersonAttributes]:
+    given: dict[str, PersonAttributes] = {}
+    for person in people:
+        validate_person_id(person.person_id)
+        if person.person_id in given:
+            raise InvalidPerson(f"attributes for person {person.person_id!r} appear twice in one request")
+        metadata = {key: value for key, value in person.metadata.items() if value != ""}
+        given[person.person_id] = PersonAttributes(person.person_id, person.display_name, metadata)
+    return given
+
+
+def _people(faces: Sequence[FaceSummary]) -> list[Person]:
+    """People (ordered by id) from their faces; face ids ordered; attributes as on any face of theirs."""
+    by_person: dict[str, list[FaceSummary]] = {}
+    for face in faces:
+        by_person.setdefault(face.person.person_id, []).append(face)
+    people = []
+    for person_id in sorted(by_person):
+        person_faces = sorted(by_person[person_id], key=lambda f: f.face_id)
+        attributes = person_faces[0].person
+        people.append(
+            Person(
+                person_id=person_id,
+                display_name=attributes.display_name,
+                metadata=dict(attributes.metadata),
+                face_ids=tuple(face.face_id for face in person_faces),
+            )
+        )
+    return people
+
+
+def _match(face: ScoredFace) -> Match:
+    return Match(person_id=face.person_id, face_id=face.face_id, distance=face.distance, display_name=face.display_name)

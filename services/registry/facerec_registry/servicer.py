@@ -1,0 +1,183 @@
+"""The registry's gRPC servicer: converts protos to domain values and back, and calls the ``Registry``.
+
+Thin on purpose: no rules live here. Domain errors propagate; the shared error interceptor maps them to
+status codes. The ``Registry`` blocks (the stores do), so each call runs in a worker thread and searches
+proceed while writes are in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import grpc
+import numpy as np
+from google.protobuf.timestamp_pb2 import Timestamp
+from typing_extensions import override
+
+from facerec.registry.v1 import registry_pb2 as pb
+from facerec.registry.v1 import registry_pb2_grpc as pb_grpc
+from facerec_registry.domain import (
+    CollectionStatus,
+    FaceRecord,
+    Match,
+    Person,
+    PersonAttributes,
+    PersonUpdate,
+    SearchQuery,
+)
+from facerec_registry.registry import Registry
+
+Context = grpc.aio.ServicerContext[object, object]
+
+
+class RegistryServicer(pb_grpc.RegistryServicer):
+    """``facerec.registry.v1.Registry`` over a ``Registry``."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    @override
+    async def CreateCollection(self, request: pb.CreateCollectionRequest, context: Context) -> pb.Collection:
+        status = await asyncio.to_thread(
+            self._registry.create_collection,
+            request.name,
+            request.model_id,
+            request.dimension,
+            request.default_threshold,
+            request.tenant,
+        )
+        return collection_to_proto(status)
+
+    @override
+    async def GetCollection(self, request: pb.GetCollectionRequest, context: Context) -> pb.Collection:
+        return collection_to_proto(await asyncio.to_thread(self._registry.get_collection, request.name))
+
+    @override
+    async def ListCollections(self, request: pb.ListCollectionsRequest, context: Context) -> pb.ListCollectionsResponse:
+        tenant = request.tenant if request.HasField("tenant") else None
+        collections = await asyncio.to_thread(self._registry.list_collections, tenant)
+        return pb.ListCollectionsResponse(collections=[collection_to_proto(c) for c in collections])
+
+    @override
+    async def DeleteCollection(
+        self, request: pb.DeleteCollectionRequest, context: Context
+    ) -> pb.DeleteCollectionResponse:
+        deleted = await asyncio.to_thread(self._registry.delete_collection, request.name)
+        return pb.DeleteCollectionResponse(faces_deleted=deleted)
+
+    @override
+    async def UpsertFaces(self, request: pb.UpsertFacesRequest, context: Context) -> pb.UpsertFacesResponse:
+        faces = [face_from_proto(face) for face in request.faces]
+        people = [PersonAttributes(p.person_id, p.display_name, dict(p.metadata)) for p in request.people]
+        upserted = await asyncio.to_thread(self._registry.upsert_faces, request.collection, faces, people)
+        return pb.UpsertFacesResponse(upserted=upserted)
+
+    @override
+    async def Search(self, request: pb.SearchRequest, context: Context) -> pb.SearchResponse:
+        query = SearchQuery(
+            vectors=[np.asarray(q.values, dtype=np.float32) for q in request.queries],
+            top_k=request.top_k,
+            max_distance=request.max_distance if request.HasField("max_distance") else None,
+            all_faces=request.all_faces,
+            metadata_filter=dict(request.metadata_filter),
+        )
+        results = await asyncio.to_thread(self._registry.search, request.collection, query)
+        return pb.SearchResponse(
+            results=[pb.SearchResult(matches=[match_to_proto(m) for m in result]) for result in results]
+        )
+
+    @override
+    async def DeleteFace(self, request: pb.DeleteFaceRequest, context: Context) -> pb.DeleteFaceResponse:
+        deleted = await asyncio.to_thread(self._registry.delete_face, request.collection, request.face_id)
+        return pb.DeleteFaceResponse(deleted=deleted)
+
+    @override
+    async def GetPerson(self, request: pb.GetPersonRequest, context: Context) -> pb.Person:
+        person = await asyncio.to_thread(self._registry.get_person, request.collection, request.person_id)
+        return person_to_proto(person)
+
+    @override
+    async def ListPeople(self, request: pb.ListPeopleRequest, context: Context) -> pb.ListPeopleResponse:
+        page = await asyncio.to_thread(
+            self._registry.list_people, request.collection, request.page_size, request.page_token
+        )
+        return pb.ListPeopleResponse(
+            people=[person_to_proto(p) for p in page.people], next_page_token=page.next_page_token
+        )
+
+    @override
+    async def UpdatePerson(self, request: pb.UpdatePersonRequest, context: Context) -> pb.Person:
+        update = PersonUpdate(
+            person_id=request.person_id,
+            display_name=request.display_name if request.HasField("display_name") else None,
+            metadata=dict(request.metadata),
+            replace_metadata=request.replace_metadata,
+        )
+        person = await asyncio.to_thread(self._registry.update_person, request.collection, update)
+        return person_to_proto(person)
+
+    @override
+    async def DeletePerson(self, request: pb.DeletePersonRequest, context: Context) -> pb.DeletePersonResponse:
+        deleted = await asyncio.to_thread(self._registry.delete_person, request.collection, request.person_id)
+        return pb.DeletePersonResponse(faces_deleted=deleted)
+
+    @override
+    async def Count(self, request: pb.CountRequest, context: Context) -> pb.CountResponse:
+        counts = await asyncio.to_thread(self._registry.count, request.collection)
+        return pb.CountResponse(faces=counts.faces, people=counts.people)
+
+
+# --- conversions ------------------------------------------------------------------------------------------
+
+
+def _timestamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment.astimezone(UTC))
+    return stamp
+
+
+def collection_to_proto(status: CollectionStatus) -> pb.Collection:
+    """The proto of a collection with its counts."""
+    collection = status.collection
+    return pb.Collection(
+        name=collection.name,
+        model_id=collection.model_id,
+        dimension=collection.dimension,
+        default_threshold=collection.default_threshold,
+        tenant=collection.tenant,
+        face_count=status.counts.faces,
+        person_count=status.counts.people,
+        created_at=_timestamp(collection.created_at),
+    )
+
+
+def face_from_proto(face: pb.FaceRecord) -> FaceRecord:
+    """The domain face of a proto (the embedding is checked later, by the registry)."""
+    enrolled_at = face.enrolled_at.ToDatetime(tzinfo=UTC) if face.HasField("enrolled_at") else None
+    return FaceRecord(
+        face_id=face.face_id,
+        person_id=face.person_id,
+        embedding=np.asarray(face.embedding, dtype=np.float32),
+        model_id=face.model_id,
+        metadata=dict(face.metadata),
+        enrolled_at=enrolled_at,
+    )
+
+
+def match_to_proto(match: Match) -> pb.Match:
+    """The proto of a search match."""
+    return pb.Match(
+        person_id=match.person_id, face_id=match.face_id, distance=match.distance, display_name=match.display_name
+    )
+
+
+def person_to_proto(person: Person) -> pb.Person:
+    """The proto of a person."""
+    return pb.Person(
+        person_id=person.person_id,
+        display_name=person.display_name,
+        metadata=dict(person.metadata),
+        face_count=person.face_count,
+        face_ids=list(person.face_ids),
+    )

@@ -1,0 +1,70 @@
+"""How a face is laid out as a Qdrant point; shared by the embedded and the server store.
+
+Point id: ``uuid5(FACE_NAMESPACE, face_id)``, so a retried upsert lands on the same point (Qdrant takes only
+UUIDs or integers as ids). Payload: the face's ids, model and metadata, plus its person's attributes copied
+on each face. Copying the attributes keeps search answers (display names) one read, and erasing a person is
+deleting their points, with no second store to keep in step; an update rewrites them on every face of the
+person (a handful). Metadata is also kept as ``'["key", "value"]'`` strings in ``metadata_pairs`` so that an exact
+metadata filter is a keyword match on one indexed array field, whatever characters the keys contain.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from facerec_registry.domain import PersonAttributes
+from facerec_registry.store.base import FaceSummary, StoredFace
+
+FACE_NAMESPACE = uuid.UUID("6f1d3c52-7f0e-4a5e-9a41-2b8f3f6c9d10")
+
+PERSON_ID = "person_id"
+FACE_ID = "face_id"
+METADATA_PAIRS = "metadata_pairs"
+DISPLAY_NAME = "display_name"
+PERSON_METADATA = "person_metadata"
+# Payload fields indexed as keywords: person listing, erasure and grouping filter on the person id;
+# metadata filters match pairs.
+KEYWORD_INDEXES = (PERSON_ID, METADATA_PAIRS)
+
+
+def point_id(face_id: str) -> str:
+    """The deterministic point id of a face."""
+    return str(uuid.uuid5(FACE_NAMESPACE, face_id))
+
+
+def metadata_pair(key: str, value: str) -> str:
+    """The keyword that stands for one metadata entry; JSON keeps ("a=b", "c") apart from ("a", "b=c")."""
+    return json.dumps([key, value], ensure_ascii=False)
+
+
+def face_payload(stored: StoredFace, enrolled_at: datetime) -> dict[str, Any]:
+    """The payload of a face's point."""
+    face = stored.face
+    return {
+        FACE_ID: face.face_id,
+        PERSON_ID: face.person_id,
+        "model_id": face.model_id,
+        "metadata": dict(face.metadata),
+        METADATA_PAIRS: [metadata_pair(k, v) for k, v in sorted(face.metadata.items())],
+        "enrolled_at": enrolled_at.isoformat(),
+        **person_payload(stored.person),
+    }
+
+
+def person_payload(person: PersonAttributes) -> dict[str, Any]:
+    """The part of a face's payload that holds its person's attributes."""
+    return {DISPLAY_NAME: person.display_name, PERSON_METADATA: dict(person.metadata)}
+
+
+def face_summary(payload: Mapping[str, Any]) -> FaceSummary:
+    """The face id and person attributes held in a point's payload."""
+    person = PersonAttributes(
+        person_id=str(payload[PERSON_ID]),
+        display_name=str(payload.get(DISPLAY_NAME, "")),
+        metadata={str(k): str(v) for k, v in dict(payload.get(PERSON_METADATA) or {}).items()},
+    )
+    return FaceSummary(face_id=str(payload[FACE_ID]), person=person)

@@ -1,0 +1,42 @@
+"""Face-like synthetic descriptors: people as clusters, the distances dlib's model gives on real photos.
+
+Identity centres are random directions with norm ~1 (dlib descriptors have norm ~1); each face is its centre
+plus noise, so that two faces of one person are ~0.3-0.45 apart and faces of two people ~0.8-0.9 apart
+(DESIGN.md, measured on ../shared/faces). Uniform random vectors would be a different, worst-case problem.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+DIMENSION = 128
+MODEL_ID = "dlib-resnet-v1"
+# Per-component noise: two faces differ by sqrt(2 * 128) * sigma ~ 0.38 on average.
+FACE_NOISE = 0.024
+# Centres ~0.78 apart (sqrt(2) * r for random directions of norm r); with the noise faces ~0.87 apart.
+CENTRE_NORM = 0.55
+
+
+def identity_centres(people: int, rng: np.random.Generator, dimension: int = DIMENSION) -> npt.NDArray[np.float32]:
+    """``people`` random centres of norm ``CENTRE_NORM``."""
+    centres = rng.normal(size=(people, dimension))
+    centres *= CENTRE_NORM / np.linalg.norm(centres, axis=1, keepdims=True)
+    return centres.astype(np.float32)
+
+
+def faces_around(centre: npt.NDArray[np.float32], count: int, rng: np.random.Generator) -> npt.NDArray[np.float32]:
+    """``count`` descriptors of the person whose identity centre is ``centre``."""
+    noise = rng.normal(scale=FACE_NOISE, size=(count, centre.shape[0]))
+    return (centre[None, :] + noise).astype(np.float32)
+
+
+def gallery(
+    people: int, faces_per_person: int, rng: np.random.Generator, dimension: int = DIMENSION
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """(descriptors [people*faces, dim], person index of each, identity centres)."""
+    centres = identity_centres(people, rng, dimension)
+    noise = rng.normal(scale=FACE_NOISE, size=(people, faces_per_person, dimension))
+    vectors = (centres[:, None, :] + noise).reshape(-1, dimension).astype(np.float32)
+    owners = np.repeat(np.arange(people), faces_per_person)
+    return vectors, owners, centres

@@ -1,0 +1,136 @@
+"""The Qdrant server store's production settings, read from the request objects it would send.
+
+No Qdrant server runs here: the requests are inspected, and an unreachable server is a real fault (a
+closed port), not a fake.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from qdrant_client import models as qm
+
+from facerec_registry.domain import Collection
+from facerec_registry.errors import StoreUnavailable
+from facerec_registry.store import open_store
+from facerec_registry.store.base import StoreConfig
+from facerec_registry.store.edge import EdgeFaceStore
+from facerec_registry.store.server import (
+    ServerFaceStore,
+    client_options,
+    collection_options,
+    payload_indexes,
+    search_params,
+)
+
+PRODUCTION = StoreConfig(
+    qdrant_url="https://qdrant.internal:6333",
+    api_key="secret",
+    hnsw_m=16,
+    hnsw_ef_construct=128,
+    hnsw_ef=64,
+    int8_quantization=True,
+    shard_number=6,
+    replication_factor=2,
+)
+# Constructing a client asks the server for its version; with nothing listening it warns.
+pytestmark = pytest.mark.filterwarnings("ignore:Failed to obtain server version:UserWarning")
+
+GALLERY = Collection("staff", "dlib-resnet-v1", 128, 0.6, "acme", datetime(2026, 1, 2, tzinfo=UTC))
+
+
+def test_client_prefers_grpc_with_the_api_key_and_tls() -> None:
+    options = client_options(PRODUCTION)
+
+    assert options["prefer_grpc"] is True
+    assert options["api_key"] == "secret"
+    assert options["url"] == "https://qdrant.internal:6333"
+    assert options["timeout"] == PRODUCTION.timeout_s
+    assert options["grpc_port"] == 6334
+
+
+def test_collection_uses_euclidean_distance_on_descriptors_of_its_dimension() -> None:
+    vectors = collection_options(GALLERY, PRODUCTION)["vectors_config"]
+
+    assert (vectors.size, vectors.distance) == (128, qm.Distance.EUCLID)
+
+
+def test_collection_index_is_hnsw_with_m_16_and_ef_construct_in_100_to_200() -> None:
+    hnsw = collection_options(GALLERY, PRODUCTION)["hnsw_config"]
+
+    assert hnsw.m == 16
+    assert 100 <= hnsw.ef_construct <= 200
+
+
+def test_collection_keeps_int8_quantized_vectors_in_ram_at_quantile_099() -> None:
+    quantization = collection_options(GALLERY, PRODUCTION)["quantization_config"]
+
+    assert isinstance(quantization, qm.ScalarQuantization)
+    assert quantization.scalar.type == qm.ScalarType.INT8
+    assert quantization.scalar.quantile == pytest.approx(0.99)
+    assert quantization.scalar.always_ram is True
+
+
+def test_quantization_can_be_turned_off() -> None:
+    config = StoreConfig(qdrant_url="http://q:6333", int8_quantization=False)
+
+    assert collection_options(GALLERY, config)["quantization_config"] is None
+    assert search_params(config).quantization is None
+
+
+def test_collection_takes_shards_and_replicas_from_the_config() -> None:
+    options = collection_options(GALLERY, PRODUCTION)
+
+    assert (options["shard_number"], options["replication_factor"]) == (6, 2)
+
+
+def test_collection_records_the_registry_settings_in_its_metadata() -> None:
+    recorded = collection_options(GALLERY, PRODUCTION)["metadata"]["facerec_collection"]
+
+    assert recorded["model_id"] == "dlib-resnet-v1"
+    assert recorded["dimension"] == 128
+    assert recorded["tenant"] == "acme"
+
+
+def test_searches_rescore_twice_oversampled_quantized_candidates() -> None:
+    params = search_params(PRODUCTION)
+
+    assert params.hnsw_ef == 64
+    assert params.quantization is not None
+    assert params.quantization.rescore is True
+    assert params.quantization.oversampling == pytest.approx(2.0)
+
+
+def test_person_id_and_metadata_pairs_get_keyword_indexes() -> None:
+    indexes = payload_indexes()
+
+    assert set(indexes) == {"person_id", "metadata_pairs"}
+    assert all(index.type == qm.KeywordIndexType.KEYWORD for index in indexes.values())
+
+
+def test_open_store_picks_the_server_store_when_a_url_is_set() -> None:
+    store = open_store(StoreConfig(qdrant_url="http://127.0.0.1:1", grpc_port=1))
+    try:
+        assert isinstance(store, ServerFaceStore)
+    finally:
+        store.close()
+
+
+def test_open_store_picks_the_embedded_store_without_a_url(tmp_path: Path) -> None:
+    store = open_store(StoreConfig(data_dir=tmp_path))
+    try:
+        assert isinstance(store, EdgeFaceStore)
+    finally:
+        store.close()
+
+
+def test_an_unreachable_server_is_reported_as_unavailable() -> None:
+    # Nothing listens on port 1, neither for REST nor for gRPC.
+    store = ServerFaceStore(StoreConfig(qdrant_url="http://127.0.0.1:1", grpc_port=1, timeout_s=2))
+    try:
+        with pytest.raises(StoreUnavailable):
+            store.get_collection("staff")
+    finally:
+        store.close()
