@@ -127,7 +127,7 @@ def test_the_addresses_the_services_are_given_point_at_their_peers(stack):
 def test_the_registry_uses_the_qdrant_server_with_its_api_key(stack):
     registry = stack["services"]["registry"]["environment"]
     qdrant = stack["services"]["qdrant"]["environment"]
-    assert registry["FACEREC_REGISTRY_QDRANT_URL"] == "http://qdrant:6334"
+    assert registry["FACEREC_REGISTRY_QDRANT_URL"] == "http://qdrant:6333"  # REST URL; the client talks gRPC on 6334
     assert "FACEREC_REGISTRY_DATA_DIR" not in registry
     assert registry["FACEREC_REGISTRY_QDRANT_API_KEY"] == qdrant["QDRANT__SERVICE__API_KEY"] == "change-me"
 

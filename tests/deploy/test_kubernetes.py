@@ -294,7 +294,7 @@ def test_the_gateway_reads_its_api_keys_from_a_mounted_secret(cpu_manifests):
 def test_the_registry_runs_in_server_mode_against_the_qdrant_cluster(cpu_manifests):
     environment = settings(cpu_manifests, "registry")
     values = load_yaml(K8S / "qdrant" / "values.yaml")
-    assert environment["FACEREC_REGISTRY_QDRANT_URL"] == "http://qdrant:6334"
+    assert environment["FACEREC_REGISTRY_QDRANT_URL"] == "http://qdrant:6333"  # REST URL; the client talks gRPC on 6334
     assert "FACEREC_REGISTRY_DATA_DIR" not in environment
     shards = int(environment["FACEREC_REGISTRY_QDRANT_SHARD_NUMBER"])
     replication = int(environment["FACEREC_REGISTRY_QDRANT_REPLICATION_FACTOR"])

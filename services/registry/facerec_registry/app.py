@@ -23,6 +23,8 @@ def store_config(settings: RegistrySettings) -> StoreConfig:
     return StoreConfig(
         data_dir=settings.data_dir,
         qdrant_url=settings.qdrant_url,
+        grpc_port=settings.qdrant_grpc_port,
+        https=settings.qdrant_https,
         api_key=settings.qdrant_api_key,
         timeout_s=max(1, round(settings.qdrant_timeout_s)),
         hnsw_m=settings.hnsw_m,
@@ -31,6 +33,7 @@ def store_config(settings: RegistrySettings) -> StoreConfig:
         int8_quantization=settings.quantization,
         shard_number=settings.qdrant_shard_number,
         replication_factor=settings.qdrant_replication_factor,
+        optimize_threshold=settings.optimize_threshold,
     )
 
 

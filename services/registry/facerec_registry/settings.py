@@ -26,8 +26,12 @@ class RegistrySettings(ServiceSettings):
         description="Embedded store (Qdrant Edge) data folder; only this process may open it. Unused with a URL.",
     )
     qdrant_url: str | None = Field(
-        None, description="Qdrant server, e.g. http://qdrant:6334 (gRPC preferred). Unset: embedded Qdrant Edge."
+        None,
+        description="Qdrant server's REST URL, e.g. http://qdrant:6333 (calls go over gRPC on QDRANT_GRPC_PORT). "
+        "Unset: embedded Qdrant Edge.",
     )
+    qdrant_grpc_port: int = Field(6334, ge=1, le=65535, description="gRPC port of the Qdrant server.")
+    qdrant_https: bool | None = Field(None, description="Force TLS on or off; unset: follow the URL's scheme.")
     qdrant_api_key: str | None = Field(None, description="API key of the Qdrant server.")
     qdrant_timeout_s: float = Field(10.0, gt=0, description="Deadline of one call to the Qdrant server.")
     qdrant_shard_number: int = Field(
@@ -36,5 +40,8 @@ class RegistrySettings(ServiceSettings):
     qdrant_replication_factor: int = Field(1, ge=1, description="Copies of each shard on a Qdrant cluster.")
     hnsw_m: int = Field(16, ge=4, description="HNSW graph degree.")
     hnsw_ef_construct: int = Field(128, ge=8, description="HNSW build-time beam width.")
-    search_ef: int = Field(64, ge=8, description="HNSW search-time beam width (recall vs latency).")
+    search_ef: int = Field(128, ge=8, description="HNSW search-time beam width (recall vs latency).")
+    optimize_threshold: int = Field(
+        20_000, ge=100, description="Embedded store: build the HNSW index once this many faces are not indexed."
+    )
     quantization: bool = Field(True, description="int8 scalar quantization with rescoring (server mode).")
