@@ -40,9 +40,13 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_test_one() -> None:
 
 
 def test_make_up_sets_up_then_runs_facerec_up_and_make_test_runs_the_checks() -> None:
-    up = subprocess.run(["make", "-n", "up"], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
+    up = subprocess.run(
+        ["make", "--no-print-directory", "-n", "up"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout
     assert up.splitlines() == ["scripts/setup.sh", ".venv/bin/facerec up"]
-    test = subprocess.run(["make", "-n", "test"], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
+    test = subprocess.run(
+        ["make", "--no-print-directory", "-n", "test"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout
     assert test.splitlines() == ["scripts/test.sh"]
     script = (REPO_ROOT / "scripts" / "test.sh").read_text()
     for step in ("scripts/setup.sh", "ruff check", "ruff format --check", "mypy", "gen_protos.py --check", "pytest"):

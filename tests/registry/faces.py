@@ -18,11 +18,29 @@ FACE_NOISE = 0.024
 CENTRE_NORM = 0.55
 
 
-def identity_centres(people: int, rng: np.random.Generator, dimension: int = DIMENSION) -> npt.NDArray[np.float32]:
-    """``people`` random centres of norm ``CENTRE_NORM``."""
-    centres = rng.normal(size=(people, dimension))
-    centres *= CENTRE_NORM / np.linalg.norm(centres, axis=1, keepdims=True)
-    return centres.astype(np.float32)
+# "facelike": real descriptors do not fill 128 dimensions evenly: their variance decays over the principal
+# directions (an effective dimension of a few tens), so strangers are not all equally far from a face. Centres
+# then come from a Gaussian whose variances fall as 1/(i+1), scaled to the same mean distance between centres.
+FACELIKE_DECAY = 1.0
+
+
+def identity_centres(
+    people: int, rng: np.random.Generator, dimension: int = DIMENSION, spectrum: str = "isotropic"
+) -> npt.NDArray[np.float32]:
+    """``people`` identity centres ~``sqrt(2) * CENTRE_NORM`` apart on average.
+
+    ``isotropic``: random directions of norm ``CENTRE_NORM`` (every stranger about equally far: the hard case
+    for a graph index); ``facelike``: a decaying spectrum, as real descriptors have.
+    """
+    if spectrum == "isotropic":
+        centres = rng.normal(size=(people, dimension))
+        centres *= CENTRE_NORM / np.linalg.norm(centres, axis=1, keepdims=True)
+        return centres.astype(np.float32)
+    if spectrum != "facelike":
+        raise ValueError(f"unknown spectrum {spectrum!r}")
+    scales = (1.0 + np.arange(dimension)) ** (-FACELIKE_DECAY / 2)
+    scales *= CENTRE_NORM / np.sqrt(np.sum(scales**2))
+    return (rng.normal(size=(people, dimension)) * scales).astype(np.float32)
 
 
 def faces_around(centre: npt.NDArray[np.float32], count: int, rng: np.random.Generator) -> npt.NDArray[np.float32]:
@@ -32,10 +50,14 @@ def faces_around(centre: npt.NDArray[np.float32], count: int, rng: np.random.Gen
 
 
 def gallery(
-    people: int, faces_per_person: int, rng: np.random.Generator, dimension: int = DIMENSION
+    people: int,
+    faces_per_person: int,
+    rng: np.random.Generator,
+    dimension: int = DIMENSION,
+    spectrum: str = "isotropic",
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], npt.NDArray[np.float32]]:
     """(descriptors [people*faces, dim], person index of each, identity centres)."""
-    centres = identity_centres(people, rng, dimension)
+    centres = identity_centres(people, rng, dimension, spectrum)
     noise = rng.normal(scale=FACE_NOISE, size=(people, faces_per_person, dimension))
     vectors = (centres[:, None, :] + noise).reshape(-1, dimension).astype(np.float32)
     owners = np.repeat(np.arange(people), faces_per_person)
