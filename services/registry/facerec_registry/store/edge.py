@@ -419,7 +419,7 @@ class EdgeFaceStore:
         ]
         with opened.reading() as shard:
             results = shard.query_batch(edge.QueryBatchRequest(requests))
-        return [[_scored_face(point) for point in result] for result in results]
+        return [[payload.scored_face(point.payload, point.score) for point in result] for result in results]
 
     def delete_face(self, name: str, face_id: str) -> bool:
         """Deletes one face by id."""
@@ -512,13 +512,3 @@ class EdgeFaceStore:
             for opened in self._open.values():
                 opened.close()
             self._open.clear()
-
-
-def _scored_face(point: edge.ScoredPoint) -> ScoredFace:
-    fields = point.payload or {}
-    return ScoredFace(
-        face_id=str(fields[payload.FACE_ID]),
-        person_id=str(fields[payload.PERSON_ID]),
-        distance=float(point.score),
-        display_name=str(fields.get(payload.DISPLAY_NAME, "")),
-    )

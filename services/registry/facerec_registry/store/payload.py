@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from facerec_registry.domain import PersonAttributes
-from facerec_registry.store.base import FaceSummary, StoredFace
+from facerec_registry.store.base import FaceSummary, ScoredFace, StoredFace
 
 FACE_NAMESPACE = uuid.UUID("6f1d3c52-7f0e-4a5e-9a41-2b8f3f6c9d10")
 
@@ -68,3 +68,14 @@ def face_summary(payload: Mapping[str, Any]) -> FaceSummary:
         metadata={str(k): str(v) for k, v in dict(payload.get(PERSON_METADATA) or {}).items()},
     )
     return FaceSummary(face_id=str(payload[FACE_ID]), person=person)
+
+
+def scored_face(payload: Mapping[str, Any] | None, distance: float) -> ScoredFace:
+    """A search hit from its payload and its score (the euclidean distance, in both Qdrant flavours)."""
+    fields = payload or {}
+    return ScoredFace(
+        face_id=str(fields[FACE_ID]),
+        person_id=str(fields[PERSON_ID]),
+        distance=float(distance),
+        display_name=str(fields.get(DISPLAY_NAME, "")),
+    )

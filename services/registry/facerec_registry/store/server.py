@@ -240,7 +240,9 @@ class ServerFaceStore:
         ]
         with _translated_errors():
             responses = self._client.query_batch_points(self._qdrant_name(name), requests=requests)
-        return [[_scored_face(point) for point in response.points] for response in responses]
+        return [
+            [payload.scored_face(point.payload, point.score) for point in response.points] for response in responses
+        ]
 
     def delete_face(self, name: str, face_id: str) -> bool:
         """Deletes one face by id."""
@@ -299,13 +301,3 @@ class ServerFaceStore:
     def close(self) -> None:
         """Closes the client's connections."""
         self._client.close()
-
-
-def _scored_face(point: qm.ScoredPoint) -> ScoredFace:
-    fields = point.payload or {}
-    return ScoredFace(
-        face_id=str(fields[payload.FACE_ID]),
-        person_id=str(fields[payload.PERSON_ID]),
-        distance=float(point.score),
-        display_name=str(fields.get(payload.DISPLAY_NAME, "")),
-    )
