@@ -70,8 +70,7 @@ class FaceRecognition:
     async def create_collection(
         self, tenant: Tenant, request: facerec_pb2.CreateCollectionRequest, deadline: Deadline
     ) -> facerec_pb2.Collection:
-        name = validation.collection_name(request.name)
-        tenant.check(name)
+        name = self._authorize(tenant, validation.collection_name(request.name))
         threshold = validation.threshold(request.threshold if request.HasField("threshold") else None)
         model = await self.model(deadline)
         if request.model_id and request.model_id != model.model_id:
@@ -92,8 +91,7 @@ class FaceRecognition:
         return self._public_collection(tenant, created)
 
     async def get_collection(self, tenant: Tenant, name: str, deadline: Deadline) -> facerec_pb2.Collection:
-        name = validation.collection_name(name or self.policy.default_collection)
-        tenant.check(name)
+        name = self._authorize(tenant, name)
         found = await self.registry.get_collection(registry_collection_name(tenant, name), deadline)
         return self._public_collection(tenant, found)
 
@@ -107,20 +105,24 @@ class FaceRecognition:
         return facerec_pb2.ListCollectionsResponse(collections=sorted(visible, key=lambda c: c.name))
 
     async def delete_collection(self, tenant: Tenant, name: str, deadline: Deadline) -> int:
-        name = validation.collection_name(name)
-        tenant.check(name)
+        name = self._authorize(tenant, validation.collection_name(name))
         registry_name = registry_collection_name(tenant, name)
         self._collections.pop(registry_name, None)
         deleted = await self.registry.delete_collection(registry_name, deadline)
         self._collections.pop(registry_name, None)
         return deleted
 
+    def _authorize(self, tenant: Tenant, name: str) -> str:
+        """The collection's name (the default one when empty), once the tenant may use it."""
+        name = validation.collection_name(name or self.policy.default_collection)
+        tenant.check(name)
+        return name
+
     async def _collection(
         self, tenant: Tenant, name: str, deadline: Deadline, *, create_default: bool
     ) -> registry_pb2.Collection:
         """The registry collection behind a tenant's collection name; the default one is created on first use."""
-        name = validation.collection_name(name or self.policy.default_collection)
-        tenant.check(name)
+        name = self._authorize(tenant, name)
         registry_name = registry_collection_name(tenant, name)
         cached = self._collections.get(registry_name)
         if cached is not None and cached[0] > time.monotonic():
@@ -301,6 +303,7 @@ class FaceRecognition:
         top_k = validation.top_k(request.top_k)
         override = validation.threshold(request.threshold if request.HasField("threshold") else None)
         image = validation.image(request.image)
+        self._authorize(tenant, request.collection)  # before any work is done for the caller
         collection, embedded = await asyncio.gather(
             self._collection(tenant, request.collection, deadline, create_default=True),
             self.embedder.embed_photo(image, deadline),
@@ -384,6 +387,7 @@ class FaceRecognition:
             response.reference_face.ClearField("embedding")
         else:
             person_id = validation.person_id(request.person.person_id)
+            self._authorize(tenant, request.person.collection)
             collection, probe = await asyncio.gather(
                 self._collection(tenant, request.person.collection, deadline, create_default=False),
                 self._largest_face(probe_image, "probe photo", deadline),
