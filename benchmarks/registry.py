@@ -69,6 +69,9 @@ class Figures:
     top1_accuracy: float
     grpc_search_p50_ms: float | None = None
     data: str = "facelike"
+    hnsw_m: int = StoreConfig.hnsw_m
+    hnsw_ef_construct: int = StoreConfig.hnsw_ef_construct
+    hnsw_ef: int = StoreConfig.hnsw_ef
 
 
 class ExactScan:
@@ -142,15 +145,27 @@ def run_size(
     grpc_search: PeopleSearch | None = None,
     through_grpc: bool = True,
     data: str = "facelike",
+    index: StoreConfig | None = None,
 ) -> Figures:
-    """Builds a gallery of ``n`` faces in a fresh store and measures it."""
+    """Builds a gallery of ``n`` faces in a fresh store and measures it.
+
+    ``index``: the HNSW settings (m, ef_construct, search ef) to use; its other fields are ignored.
+    """
+    index = index or StoreConfig()
     rng = np.random.default_rng(n)
     people = n // faces_per_person
     vectors, owners, centres = gallery(people, faces_per_person, rng, spectrum=data)
     asked = rng.integers(0, people, size=queries)
     query_vectors = np.stack([faces_around(centres[p], 1, rng)[0] for p in asked])
 
-    store = EdgeFaceStore(StoreConfig(data_dir=data_dir, optimize_threshold=optimize_threshold))
+    config = StoreConfig(
+        data_dir=data_dir,
+        optimize_threshold=optimize_threshold,
+        hnsw_m=index.hnsw_m,
+        hnsw_ef_construct=index.hnsw_ef_construct,
+        hnsw_ef=index.hnsw_ef,
+    )
+    store = EdgeFaceStore(config)
     registry = Registry(store)
     try:
         registry.create_collection(COLLECTION, MODEL_ID, DIMENSION, 0.6)
@@ -173,7 +188,7 @@ def run_size(
         grpc_p50 = float(np.percentile(grpc_latencies, 50) * 1e3)
     elif through_grpc:
         # The same store, served by the registry's own process (the embedded store allows one process).
-        with RegistryProcess(data_dir) as served:
+        with RegistryProcess(data_dir, config) as served:
             grpc_latencies, _ = measure_search(served.search, query_vectors)
         grpc_p50 = float(np.percentile(grpc_latencies, 50) * 1e3)
 
@@ -196,13 +211,16 @@ def run_size(
         ),
         grpc_search_p50_ms=None if grpc_p50 is None else round(grpc_p50, 3),
         data=data,
+        hnsw_m=config.hnsw_m,
+        hnsw_ef_construct=config.hnsw_ef_construct,
+        hnsw_ef=config.hnsw_ef,
     )
 
 
 class RegistryProcess:
     """``facerec-registry`` on a data folder, searched over gRPC (one query per call, like the gateway)."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, config: StoreConfig) -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
@@ -213,6 +231,10 @@ class RegistryProcess:
             "FACEREC_REGISTRY_METRICS_PORT": "0",
             "FACEREC_REGISTRY_DATA_DIR": str(data_dir),
             "FACEREC_REGISTRY_LOG_LEVEL": "WARNING",
+            # The same index and search settings as measured in-process.
+            "FACEREC_REGISTRY_HNSW_M": str(config.hnsw_m),
+            "FACEREC_REGISTRY_HNSW_EF_CONSTRUCT": str(config.hnsw_ef_construct),
+            "FACEREC_REGISTRY_SEARCH_EF": str(config.hnsw_ef),
         }
         script = Path(sys.executable).parent / "facerec-registry"
         self.process = subprocess.Popen([str(script)], env=env)
@@ -272,6 +294,9 @@ def main() -> None:
         default="facelike",
         help="facelike: identity centres with a decaying spectrum like real descriptors; isotropic: the hard case",
     )
+    parser.add_argument("--hnsw-m", type=int, default=StoreConfig.hnsw_m, help="HNSW graph degree")
+    parser.add_argument("--hnsw-ef-construct", type=int, default=StoreConfig.hnsw_ef_construct)
+    parser.add_argument("--hnsw-ef", type=int, default=StoreConfig.hnsw_ef, help="search-time beam width")
     parser.add_argument("--no-grpc", action="store_true", help="skip the through-gRPC measurement")
     args = parser.parse_args()
 
@@ -288,6 +313,9 @@ def main() -> None:
                     args.optimize_threshold,
                     through_grpc=not args.no_grpc,
                     data=args.data,
+                    index=StoreConfig(
+                        hnsw_m=args.hnsw_m, hnsw_ef_construct=args.hnsw_ef_construct, hnsw_ef=args.hnsw_ef
+                    ),
                 )
             )
         finally:

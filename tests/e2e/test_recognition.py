@@ -165,3 +165,13 @@ async def test_default_collection_is_created_on_first_use(gamma, samples_dir) ->
     await gamma.enroll("obama", samples_dir / "obama.jpg")
     assert (await gamma.get_collection("default")).face_count == 1
     assert (await gamma.identify(samples_dir / "obama2.jpg")).faces[0].match.person_id == "obama"
+
+
+async def test_verify_against_a_person_compares_with_that_persons_faces_only(alpha, samples_dir) -> None:
+    collection = new_collection()
+    await alpha.create_collection(collection)
+    obama = await alpha.enroll("obama", samples_dir / "obama.jpg", collection=collection)
+    await alpha.enroll("biden", samples_dir / "biden.jpg", collection=collection)
+    result = await alpha.verify(samples_dir / "biden.jpg", person=(collection, "obama"))
+    assert not result.same_person and result.distance > 0.6
+    assert result.reference_face_id == obama.photos[0].face_id

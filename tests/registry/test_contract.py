@@ -313,6 +313,25 @@ def test_search_filters_on_face_metadata(registry: Registry) -> None:
     assert {m.face_id for m in matches} == {f.face_id for f in outdoor}
 
 
+def test_search_for_a_person_finds_only_that_persons_faces(registry: Registry) -> None:
+    registry.create_collection(GALLERY, MODEL_ID, DIMENSION, 0.6)
+    vectors, owners, _ = gallery(4, 3, np.random.default_rng(6))
+    faces = _faces(vectors, owners)
+    registry.upsert_faces(GALLERY, faces)
+    wanted = faces[-1].person_id
+
+    [matches] = registry.search(GALLERY, SearchQuery([vectors[0]], top_k=10, all_faces=True, person_id=wanted))
+
+    assert {m.face_id for m in matches} == {f.face_id for f in faces if f.person_id == wanted}
+
+
+def test_search_for_an_invalid_person_id_is_refused(enrolled: tuple[Registry, list[FaceRecord]]) -> None:
+    registry, _ = enrolled
+
+    with pytest.raises(InvalidArgument):
+        registry.search(GALLERY, SearchQuery([np.zeros(DIMENSION, np.float32)], top_k=1, person_id="a\nb"))
+
+
 @pytest.mark.parametrize("top_k", [0, 101, -1])
 def test_top_k_out_of_range_is_refused(enrolled: tuple[Registry, list[FaceRecord]], top_k: int) -> None:
     registry, _ = enrolled

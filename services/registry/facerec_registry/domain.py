@@ -141,6 +141,8 @@ class SearchQuery:
     max_distance: float | None = None
     all_faces: bool = False
     metadata_filter: Mapping[str, str] = field(default_factory=dict)
+    # When not empty, only faces of this person (1:1 verification against an enrolled person).
+    person_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -235,6 +237,8 @@ def validate_search(query: SearchQuery, collection: Collection) -> SearchQuery:
         raise InvalidSearch(f"a search takes 1..{MAX_QUERIES} query vectors, got {len(query.vectors)}")
     if query.max_distance is not None and not (math.isfinite(query.max_distance) and query.max_distance >= 0):
         raise InvalidSearch("max_distance must be a finite distance >= 0")
+    if query.person_id:
+        validate_person_id(query.person_id)
     try:
         vectors = [as_vector(v, collection.dimension, f"query {i}") for i, v in enumerate(query.vectors)]
     except InvalidFace as error:
@@ -245,6 +249,7 @@ def validate_search(query: SearchQuery, collection: Collection) -> SearchQuery:
         max_distance=query.max_distance,
         all_faces=query.all_faces,
         metadata_filter=dict(query.metadata_filter),
+        person_id=query.person_id,
     )
 
 

@@ -137,6 +137,7 @@ class Registry:
                 limit=checked.top_k if checked.all_faces else checked.top_k * _OVERFETCH,
                 max_distance=checked.max_distance,
                 metadata_filter=checked.metadata_filter,
+                person_id=checked.person_id,
             )
             for vector in checked.vectors
         ]
@@ -170,6 +171,7 @@ class Registry:
                 max_distance=request.max_distance,
                 metadata_filter=request.metadata_filter,
                 exclude_people=frozenset(found),
+                person_id=request.person_id,
             )
             result = self._store.search(name, [next_request])[0]
         nearest = sorted(found.values(), key=lambda face: face.distance)[:top_k]

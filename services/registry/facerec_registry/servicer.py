@@ -81,6 +81,7 @@ class RegistryServicer(pb_grpc.RegistryServicer):
             max_distance=request.max_distance if request.HasField("max_distance") else None,
             all_faces=request.all_faces,
             metadata_filter=dict(request.metadata_filter),
+            person_id=request.person_id,
         )
         results = await asyncio.to_thread(self._registry.search, request.collection, query)
         return pb.SearchResponse(

@@ -38,9 +38,13 @@ class RegistrySettings(ServiceSettings):
         1, ge=1, description="Shards per collection on a Qdrant cluster (a multiple of the node count)."
     )
     qdrant_replication_factor: int = Field(1, ge=1, description="Copies of each shard on a Qdrant cluster.")
-    hnsw_m: int = Field(16, ge=4, description="HNSW graph degree.")
+    hnsw_m: int = Field(
+        32, ge=4, description="HNSW graph degree (32: a person's tight cluster of faces stays well linked)."
+    )
     hnsw_ef_construct: int = Field(128, ge=8, description="HNSW build-time beam width.")
-    search_ef: int = Field(128, ge=8, description="HNSW search-time beam width (recall vs latency).")
+    search_ef: int = Field(
+        384, ge=8, description="HNSW search-time beam width (recall vs latency: recall@10 0.99 at 1M faces)."
+    )
     optimize_threshold: int = Field(
         20_000, ge=100, description="Embedded store: build the HNSW index once this many faces are not indexed."
     )

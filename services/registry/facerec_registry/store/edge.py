@@ -73,6 +73,16 @@ def edge_config(collection: Collection, config: StoreConfig) -> edge.EdgeConfig:
     )
 
 
+def search_params(config: StoreConfig) -> edge.SearchParams:
+    """Search-time HNSW and quantization settings (the same for every query, so made once)."""
+    return edge.SearchParams(
+        hnsw_ef=config.hnsw_ef,
+        quantization=edge.QuantizationSearchParams(rescore=True, oversampling=config.quantization_oversampling)
+        if config.int8_quantization
+        else None,
+    )
+
+
 def _write_atomically(path: Path, content: str) -> None:
     """Writes a file so that readers see the old or the new content, never a mix (fsync then rename)."""
     tmp = path.with_suffix(".tmp")
@@ -105,6 +115,8 @@ def _query_filter(query: VectorQuery) -> edge.Filter | None:
         edge.FieldCondition(payload.METADATA_PAIRS, match=edge.MatchValue(payload.metadata_pair(k, v)))
         for k, v in sorted(query.metadata_filter.items())
     ]
+    if query.person_id:
+        must.append(edge.FieldCondition(payload.PERSON_ID, match=edge.MatchValue(query.person_id)))
     must_not: list[edge.ConditionType] = (
         [edge.FieldCondition(payload.PERSON_ID, match=edge.MatchAny(sorted(query.exclude_people)))]
         if query.exclude_people
@@ -298,6 +310,7 @@ class EdgeFaceStore:
 
     def __init__(self, config: StoreConfig) -> None:
         self._config = config
+        self._search_params = search_params(config)
         root = Path(config.data_dir)
         self._collections_dir = root / "collections"
         self._staging_dir = root / "staging"
@@ -400,12 +413,6 @@ class EdgeFaceStore:
     def search(self, name: str, queries: Sequence[VectorQuery]) -> list[list[ScoredFace]]:
         """Nearest faces for each query, planned as one Edge batch. Edge's Euclid score is the distance."""
         opened = self._collection(name)
-        params = edge.SearchParams(
-            hnsw_ef=self._config.hnsw_ef,
-            quantization=edge.QuantizationSearchParams(rescore=True, oversampling=2.0)
-            if self._config.int8_quantization
-            else None,
-        )
         requests = [
             edge.QueryRequest(
                 limit=query.limit,
@@ -413,13 +420,14 @@ class EdgeFaceStore:
                 filter=_query_filter(query),
                 score_threshold=query.max_distance,
                 with_payload=_RESULT_FIELDS,
-                params=params,
+                params=self._search_params,
             )
             for query in queries
         ]
         with opened.reading() as shard:
             results = shard.query_batch(edge.QueryBatchRequest(requests))
-        return [[payload.scored_face(point.payload, point.score) for point in result] for result in results]
+        scored = payload.scored_face
+        return [[scored(point.payload, point.score) for point in result] for result in results]
 
     def delete_face(self, name: str, face_id: str) -> bool:
         """Deletes one face by id."""

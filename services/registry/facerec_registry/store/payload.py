@@ -73,9 +73,4 @@ def face_summary(payload: Mapping[str, Any]) -> FaceSummary:
 def scored_face(payload: Mapping[str, Any] | None, distance: float) -> ScoredFace:
     """A search hit from its payload and its score (the euclidean distance, in both Qdrant flavours)."""
     fields = payload or {}
-    return ScoredFace(
-        face_id=str(fields[FACE_ID]),
-        person_id=str(fields[PERSON_ID]),
-        distance=float(distance),
-        display_name=str(fields.get(DISPLAY_NAME, "")),
-    )
+    return ScoredFace(str(fields[FACE_ID]), str(fields[PERSON_ID]), float(distance), str(fields.get(DISPLAY_NAME, "")))

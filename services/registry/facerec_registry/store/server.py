@@ -69,8 +69,12 @@ def payload_indexes() -> dict[str, qm.KeywordIndexParams]:
 
 
 def search_params(config: StoreConfig) -> qm.SearchParams:
-    """Search parameters: beam width, and with int8 quantization a rescore of 2x oversampled candidates."""
-    quantization = qm.QuantizationSearchParams(rescore=True, oversampling=2.0) if config.int8_quantization else None
+    """Search parameters: beam width, and with int8 quantization a rescore of oversampled candidates."""
+    quantization = (
+        qm.QuantizationSearchParams(rescore=True, oversampling=config.quantization_oversampling)
+        if config.int8_quantization
+        else None
+    )
     return qm.SearchParams(hnsw_ef=config.hnsw_ef, quantization=quantization)
 
 
@@ -110,6 +114,8 @@ def _query_filter(query: VectorQuery) -> qm.Filter | None:
         qm.FieldCondition(key=payload.METADATA_PAIRS, match=qm.MatchValue(value=payload.metadata_pair(k, v)))
         for k, v in sorted(query.metadata_filter.items())
     ]
+    if query.person_id:
+        must.append(qm.FieldCondition(key=payload.PERSON_ID, match=qm.MatchValue(value=query.person_id)))
     must_not: list[qm.Condition] = (
         [qm.FieldCondition(key=payload.PERSON_ID, match=qm.MatchAny(any=sorted(query.exclude_people)))]
         if query.exclude_people
