@@ -146,7 +146,8 @@ class FaceRecognitionServicer:
 
     def BulkEnroll(self, request_iterator, context):
         """Enrolls many people from a stream of requests (one person and their photos per message). Rejected photos
-        do not stop the stream: they are listed in the summary.
+        and invalid requests do not stop the stream: they are listed in the summary. A collection that does not
+        exist (NOT_FOUND), one the key may not use (PERMISSION_DENIED) or a dependency that is down stops it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -57,7 +57,8 @@ class FaceRecognitionStub:
     """
     BulkEnroll: _grpc.StreamUnaryMultiCallable[_facerec_pb2.EnrollRequest, _facerec_pb2.BulkEnrollResponse]
     """Enrolls many people from a stream of requests (one person and their photos per message). Rejected photos
-    do not stop the stream: they are listed in the summary.
+    and invalid requests do not stop the stream: they are listed in the summary. A collection that does not
+    exist (NOT_FOUND), one the key may not use (PERMISSION_DENIED) or a dependency that is down stops it.
     """
     Identify: _grpc.UnaryUnaryMultiCallable[_facerec_pb2.IdentifyRequest, _facerec_pb2.IdentifyResponse]
     """Finds every face of a photo and tells who each one is, or that it is unknown."""
@@ -92,7 +93,8 @@ class FaceRecognitionAsyncStub(FaceRecognitionStub):
     """
     BulkEnroll: _aio.StreamUnaryMultiCallable[_facerec_pb2.EnrollRequest, _facerec_pb2.BulkEnrollResponse]  # type: ignore[assignment]
     """Enrolls many people from a stream of requests (one person and their photos per message). Rejected photos
-    do not stop the stream: they are listed in the summary.
+    and invalid requests do not stop the stream: they are listed in the summary. A collection that does not
+    exist (NOT_FOUND), one the key may not use (PERMISSION_DENIED) or a dependency that is down stops it.
     """
     Identify: _aio.UnaryUnaryMultiCallable[_facerec_pb2.IdentifyRequest, _facerec_pb2.IdentifyResponse]  # type: ignore[assignment]
     """Finds every face of a photo and tells who each one is, or that it is unknown."""
@@ -160,7 +162,8 @@ class FaceRecognitionServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_facerec_pb2.BulkEnrollResponse, _abc.Awaitable[_facerec_pb2.BulkEnrollResponse]]:
         """Enrolls many people from a stream of requests (one person and their photos per message). Rejected photos
-        do not stop the stream: they are listed in the summary.
+        and invalid requests do not stop the stream: they are listed in the summary. A collection that does not
+        exist (NOT_FOUND), one the key may not use (PERMISSION_DENIED) or a dependency that is down stops it.
         """
 
     @_abc_1.abstractmethod
