@@ -27,13 +27,13 @@ import grpc
 from benchmarks.common import benchmark_photos, machine, percentile_ms, print_json, print_table
 from facerec.cli.stack import LocalStack
 from facerec.embedder.v1 import embedder_pb2, embedder_pb2_grpc
+from facerec.runtime.net import free_port
 from facerec.sdk import AsyncClient
 from facerec_embedder.detection import FaceDetector
 from facerec_embedder.model import MODEL_ID
 from facerec_embedder.model.files import DEFAULT_ONNX_PATH
 from facerec_embedder.pipeline import FacePipeline
 from facerec_embedder.runtime import OnnxRuntimeEmbedder
-from facerec_embedder.triton.launcher import free_port
 from facerec_gateway.decisions import Candidate, assign_identities
 from facerec_registry.domain import FaceRecord, SearchQuery
 from facerec_registry.registry import Registry

@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,9 +34,10 @@ from pathlib import Path
 import grpc
 import numpy as np
 import numpy.typing as npt
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from facerec.cli.health import is_serving
 from facerec.registry.v1 import registry_pb2, registry_pb2_grpc
+from facerec.runtime.net import free_port
 from facerec_registry.domain import FaceRecord, SearchQuery
 from facerec_registry.registry import Registry
 from facerec_registry.store.base import StoreConfig
@@ -221,9 +221,7 @@ class RegistryProcess:
     """``facerec-registry`` on a data folder, searched over gRPC (one query per call, like the gateway)."""
 
     def __init__(self, data_dir: Path, config: StoreConfig) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        port = free_port()
         self.address = f"127.0.0.1:{port}"
         env = {
             **os.environ,
@@ -243,16 +241,9 @@ class RegistryProcess:
 
     def __enter__(self) -> RegistryProcess:
         deadline = time.monotonic() + 300
-        health = health_pb2_grpc.HealthStub(self.channel)
         while time.monotonic() < deadline:
-            try:
-                if (
-                    health.Check(health_pb2.HealthCheckRequest(), timeout=2).status
-                    == health_pb2.HealthCheckResponse.SERVING
-                ):
-                    return self
-            except grpc.RpcError:
-                pass
+            if is_serving(self.address):
+                return self
             time.sleep(0.2)
         raise RuntimeError("the registry process did not become SERVING")
 

@@ -9,9 +9,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from facerec.runtime.net import free_port
 from facerec.runtime.server import ServiceRunner
 from facerec.sdk import AsyncClient, DeadlineExceeded, NotFound, PermissionDenied, Unauthenticated, Unavailable
-from facerec_embedder.triton.launcher import free_port
 from facerec_gateway.app import GatewayApp
 from tests.fixtures.stack import ALPHA_KEY, Stack, gateway_settings
 

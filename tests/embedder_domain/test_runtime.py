@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 
 from facerec.runtime.errors import status_code_for
+from facerec.runtime.net import free_port
 from facerec_embedder.detection import FaceDetector, align_chip, landmarks_model_path
 from facerec_embedder.errors import InvalidChip, TritonTimeout, TritonUnavailable
 from facerec_embedder.images import decode_image
@@ -31,12 +31,6 @@ def face_chip(detector: FaceDetector, name: str) -> np.ndarray:
 def chips(detector: FaceDetector) -> np.ndarray:
     """Aligned chips of obama, obama2 and biden, in that order."""
     return np.stack([face_chip(detector, name) for name in ("obama.jpg", "obama2.jpg", "biden.jpg")])
-
-
-def unused_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
@@ -110,7 +104,7 @@ def test_raw_chip_of_the_wrong_length_is_invalid(chips: np.ndarray) -> None:
 
 
 async def test_triton_down_is_unavailable_naming_triton_and_its_url(chips: np.ndarray) -> None:
-    url = f"127.0.0.1:{unused_port()}"
+    url = f"127.0.0.1:{free_port()}"
     embedder = TritonEmbedder(url, timeout_s=2.0)
     started = time.monotonic()
 
@@ -123,7 +117,7 @@ async def test_triton_down_is_unavailable_naming_triton_and_its_url(chips: np.nd
 
 
 async def test_triton_down_is_not_ready() -> None:
-    embedder = TritonEmbedder(f"127.0.0.1:{unused_port()}", readiness_timeout_s=1.0)
+    embedder = TritonEmbedder(f"127.0.0.1:{free_port()}", readiness_timeout_s=1.0)
 
     assert await embedder.is_ready() is False
     await embedder.close()

@@ -18,11 +18,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from PIL import Image
 
 from facerec.embedder.v1 import embedder_pb2, embedder_pb2_grpc
+from facerec.runtime.net import free_port
 from facerec.runtime.server import ServiceRunner
 from facerec_embedder.app import EmbedderApp
 from facerec_embedder.model.files import RECOGNITION_MODEL, model_file
 from facerec_embedder.settings import EmbedderSettings
-from facerec_embedder.triton.launcher import TritonServer, free_port
+from facerec_embedder.triton.launcher import TritonServer
 from tests.fixtures.stack import QUICK, wait_serving
 
 

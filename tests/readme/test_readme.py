@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from pydantic_settings import BaseSettings
 
-from facerec_embedder.triton.launcher import free_port
+from facerec.runtime.net import free_port
 from tests.paths import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from facerec.registry.v1 import registry_pb2, registry_pb2_grpc
-from facerec_embedder.triton.launcher import free_port
+from facerec.runtime.net import free_port
 from tests.fixtures.stack import wait_serving
 
 DIM = 128

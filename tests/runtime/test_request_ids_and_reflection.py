@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import urllib.request
 
 import grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from facerec.embedder.v1 import embedder_pb2, embedder_pb2_grpc
+from facerec.runtime.net import free_port
 from facerec.runtime.server import ServiceRunner
 from tests.runtime.conftest import probe_settings
 from tests.runtime.probe import ProbeApp
@@ -87,9 +87,3 @@ async def test_metrics_endpoint_counts_calls_by_method_and_status_code() -> None
 def _fetch(url: str) -> str:
     with urllib.request.urlopen(url, timeout=5) as page:
         return str(page.read().decode())
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

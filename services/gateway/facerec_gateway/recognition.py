@@ -112,9 +112,13 @@ class FaceRecognition:
         self._collections.pop(registry_name, None)
         return deleted
 
+    def _named(self, name: str) -> str:
+        """The collection a request means: the one it names, or the default one."""
+        return name or self.policy.default_collection
+
     def _authorize(self, tenant: Tenant, name: str) -> str:
         """The collection's name (the default one when empty), once the tenant may use it."""
-        name = validation.collection_name(name or self.policy.default_collection)
+        name = validation.collection_name(self._named(name))
         tenant.check(name)
         return name
 
@@ -248,7 +252,7 @@ class FaceRecognition:
             found = await self.registry.get_person(collection.name, person_id, deadline)
         else:
             return facerec_pb2.Person(person_id=person_id, collection=request.collection)
-        return _public_person(found, request.collection or self.policy.default_collection)
+        return _public_person(found, self._named(request.collection))
 
     async def bulk_enroll(
         self, tenant: Tenant, requests: AsyncIterable[facerec_pb2.EnrollRequest], deadline: Deadline
@@ -435,7 +439,7 @@ class FaceRecognition:
     ) -> facerec_pb2.Person:
         collection = await self._collection(tenant, request.collection, deadline, create_default=False)
         found = await self.registry.get_person(collection.name, validation.person_id(request.person_id), deadline)
-        return _public_person(found, public_collection_name(tenant, collection.name) or "")
+        return _public_person(found, self._named(request.collection))
 
     async def list_people(
         self, tenant: Tenant, request: facerec_pb2.ListPeopleRequest, deadline: Deadline
@@ -449,9 +453,9 @@ class FaceRecognition:
             ),
             deadline,
         )
-        public_name = public_collection_name(tenant, collection.name) or ""
         return facerec_pb2.ListPeopleResponse(
-            people=[_public_person(p, public_name) for p in page.people], next_page_token=page.next_page_token
+            people=[_public_person(p, self._named(request.collection)) for p in page.people],
+            next_page_token=page.next_page_token,
         )
 
     async def update_person(
@@ -467,7 +471,7 @@ class FaceRecognition:
         if request.HasField("display_name"):
             update.display_name = request.display_name
         found = await self.registry.update_person(update, deadline)
-        return _public_person(found, public_collection_name(tenant, collection.name) or "")
+        return _public_person(found, self._named(request.collection))
 
     async def delete_person(
         self, tenant: Tenant, request: facerec_pb2.DeletePersonRequest, deadline: Deadline

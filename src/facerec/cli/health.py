@@ -26,6 +26,14 @@ def check_health(
     return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
 
 
+def is_serving(address: str, timeout: float = 1.0) -> bool:
+    """Whether ``address`` answers SERVING for the whole server now (False when it cannot be reached)."""
+    try:
+        return check_health(address, timeout=timeout) == "SERVING"
+    except grpc.RpcError:
+        return False
+
+
 def health_exit_code(status: str) -> int:
     """0 when SERVING, else the "unavailable" exit code."""
     return exit_codes.OK if status == "SERVING" else exit_codes.UNAVAILABLE

@@ -23,9 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
+from facerec.cli.health import is_serving
 from facerec_embedder.triton.launcher import TritonError, TritonServer
 from facerec_gateway.auth import hash_key
 
@@ -59,12 +57,7 @@ class ServiceProcess:
         return self.process is not None and self.process.poll() is None
 
     def serving(self) -> bool:
-        try:
-            with grpc.insecure_channel(self.address) as channel:
-                response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1.0)
-        except grpc.RpcError:
-            return False
-        return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
+        return is_serving(self.address)
 
     def stop(self, grace_s: float = 15.0) -> None:
         if self.process is not None and self.process.poll() is None:

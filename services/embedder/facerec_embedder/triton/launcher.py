@@ -19,7 +19,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -31,11 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from facerec.runtime.net import LOOPBACK, free_port
 from facerec_embedder.model import TRITON_MODEL_NAME
 from facerec_embedder.model.files import MODEL_REPOSITORY
 
 DEFAULT_MODEL_CONFIG = "cpu_python"
-LOOPBACK = "127.0.0.1"
 _SHM_DIR = Path("/dev/shm")
 _LOG_TAIL_CHARS = 4000
 _GLOG_ERROR = re.compile(r"^E\d{4} ")
@@ -83,13 +82,6 @@ class TritonDistribution:
             if not path.exists():
                 raise TritonNotInstalled(f"{path} is missing from the nvidia-pytriton installation")
         return distribution
-
-
-def free_port(host: str = LOOPBACK) -> int:
-    """Ask the kernel for a free TCP port on ``host`` (it can be taken again before use; rare)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
 
 
 def _link_backend_directory(distribution: TritonDistribution, workdir: Path) -> Path:
