@@ -23,6 +23,7 @@ from facerec_embedder.model import INPUT_NAME, OUTPUT_NAME, TRITON_MODEL_NAME
 from facerec_embedder.model.files import DEFAULT_ONNX_PATH
 from facerec_embedder.triton.launcher import TritonServer, TritonStartError
 from tests.embedder.real_faces import SAMPLE_PHOTOS, faces_in
+from tests.fixtures.triton import settled_statistics
 
 pytestmark = pytest.mark.slow
 
@@ -96,7 +97,7 @@ def test_inference_on_real_chips_matches_onnxruntime_in_process(triton_server, c
 async def test_requests_batched_together_are_answered_row_by_row(triton_server, chips, in_process):
     client = grpcclient_aio.InferenceServerClient(triton_server.grpc_url)
     try:
-        before = (await client.get_inference_statistics(TRITON_MODEL_NAME)).model_stats[0]
+        before = await asyncio.to_thread(settled_statistics, triton_server.grpc_url, TRITON_MODEL_NAME)
 
         async def send(batch: np.ndarray) -> np.ndarray:
             request = grpcclient_aio.InferInput(INPUT_NAME, list(batch.shape), "UINT8")
@@ -109,7 +110,7 @@ async def test_requests_batched_together_are_answered_row_by_row(triton_server, 
         busy = np.repeat(chips, 12, axis=0)
         small = [chips[i % len(chips) : i % len(chips) + 1 + i % 2] for i in range(8)]
         results = await asyncio.gather(send(busy), *(send(batch) for batch in small))
-        after = (await client.get_inference_statistics(TRITON_MODEL_NAME)).model_stats[0]
+        after = await asyncio.to_thread(settled_statistics, triton_server.grpc_url, TRITON_MODEL_NAME)
     finally:
         await client.close()
     for batch, result in zip([busy, *small], results, strict=True):

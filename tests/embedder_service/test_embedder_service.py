@@ -13,7 +13,6 @@ import dlib
 import grpc
 import numpy as np
 import pytest
-import tritonclient.grpc as triton_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from PIL import Image
 
@@ -25,6 +24,7 @@ from facerec_embedder.model.files import RECOGNITION_MODEL, model_file
 from facerec_embedder.settings import EmbedderSettings
 from facerec_embedder.triton.launcher import TritonServer
 from tests.fixtures.stack import QUICK, wait_serving
+from tests.fixtures.triton import settled_statistics
 
 
 @pytest.fixture
@@ -88,9 +88,8 @@ async def test_concurrent_requests_share_triton_calls(embedder, samples_dir, tri
 
 
 def _statistics(server: TritonServer) -> tuple[int, int]:
-    client = triton_grpc.InferenceServerClient(server.grpc_url)
-    stats = client.get_inference_statistics(server.model_name, as_json=True)["model_stats"][0]
-    return int(stats.get("inference_count", 0)), int(stats.get("execution_count", 0))
+    stats = settled_statistics(server.grpc_url, server.model_name)
+    return int(stats.inference_count), int(stats.execution_count)
 
 
 async def test_photo_without_a_face_gives_an_empty_list(embedder) -> None:
