@@ -42,3 +42,7 @@ def test_registry_benchmark_reports_speedup_recall_and_grpc_latency(data: str) -
     assert 0 <= float(figures["recall_at_10"]) <= 1  # type: ignore[arg-type]
     assert float(figures["speedup_vs_exact_p50"]) > 0  # type: ignore[arg-type]
     assert float(figures["grpc_search_p50_ms"]) > 0  # type: ignore[arg-type]
+    # The same for the nearest people, one face each (what identification asks).
+    assert 0 <= float(figures["people_recall_at_10"]) <= 1  # type: ignore[arg-type]
+    assert float(figures["people_speedup_vs_exact_p50"]) > 0  # type: ignore[arg-type]
+    assert float(figures["grpc_people_search_p50_ms"]) > 0  # type: ignore[arg-type]

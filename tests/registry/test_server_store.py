@@ -134,3 +134,8 @@ def test_an_unreachable_server_is_reported_as_unavailable() -> None:
             store.get_collection("staff")
     finally:
         store.close()
+
+
+def test_searches_for_distinct_people_use_the_wider_beam() -> None:
+    assert search_params(PRODUCTION, distinct_people=True).hnsw_ef == PRODUCTION.people_hnsw_ef
+    assert PRODUCTION.people_hnsw_ef > PRODUCTION.hnsw_ef

@@ -30,6 +30,7 @@ def store_config(settings: RegistrySettings) -> StoreConfig:
         hnsw_m=settings.hnsw_m,
         hnsw_ef_construct=settings.hnsw_ef_construct,
         hnsw_ef=settings.search_ef,
+        people_hnsw_ef=settings.people_search_ef,
         int8_quantization=settings.quantization,
         shard_number=settings.qdrant_shard_number,
         replication_factor=settings.qdrant_replication_factor,

@@ -138,6 +138,7 @@ class Registry:
                 max_distance=checked.max_distance,
                 metadata_filter=checked.metadata_filter,
                 person_id=checked.person_id,
+                distinct_people=not checked.all_faces,
             )
             for vector in checked.vectors
         ]
@@ -172,6 +173,7 @@ class Registry:
                 metadata_filter=request.metadata_filter,
                 exclude_people=frozenset(found),
                 person_id=request.person_id,
+                distinct_people=True,
             )
             result = self._store.search(name, [next_request])[0]
         nearest = sorted(found.values(), key=lambda face: face.distance)[:top_k]

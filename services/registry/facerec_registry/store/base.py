@@ -32,11 +32,17 @@ class StoreConfig:
     # with m 16, 0.95 with m 32; at 200k m 32 needs about half the ef of m 16 for 0.99 (index build +10%).
     hnsw_m: int = 32
     hnsw_ef_construct: int = 128
-    # Search-time beam width (Edge searches with at least limit * oversampling candidates). Recall@10
-    # people with m 32 (2 cores, one raw Edge query of 40 faces): 200k faces: 0.983 / 0.993 / 0.996 at
-    # ef 128 / 192 / 256; 1M faces: 0.949 / 0.983 / 0.990 / 0.995 at ef 128 / 256 / 320 / 384
-    # (0.93 / - / 1.0 / 1.15 ms). 384 keeps 0.99 at 1M with some margin.
-    hnsw_ef: int = 384
+    # Search-time beam widths (Edge searches with at least limit * oversampling candidates), measured with
+    # benchmarks/registry.py on face-like data, m 32, 2 cores.
+    # Nearest faces (each face counted separately): recall@10 at 1M faces 0.988 / 0.996 / 0.997 at
+    # ef 16 / 32 / 64 (0.13 / 0.18 / 0.27 ms for the Edge query alone).
+    hnsw_ef: int = 32
+    # One face per person (identification's candidates): the search must get past the query's own person's
+    # faces to the nearest strangers, which a graph reaches late. Recall@10 people at 200k faces: 0.983 /
+    # 0.993 / 0.996 at ef 128 / 192 / 256; at 1M: 0.949 / 0.983 / 0.990 / 0.995 at ef 128 / 256 / 320 / 384
+    # (0.93 / - / 1.0 / 1.15 ms). 384 keeps 0.99 at 1M with some margin. The nearest person is found at any
+    # of these (top-1 accuracy 1.0).
+    people_hnsw_ef: int = 384
     int8_quantization: bool = True
     # Candidates scored on int8 vectors per result wanted, then rescored on the originals.
     quantization_oversampling: float = 2.0
@@ -68,6 +74,8 @@ class VectorQuery:
     exclude_people: frozenset[str] = frozenset()
     # When not empty, only faces of this person.
     person_id: str = ""
+    # The caller keeps one face per person from the result (searched with the wider ``people_hnsw_ef``).
+    distinct_people: bool = False
 
 
 class ScoredFace(NamedTuple):

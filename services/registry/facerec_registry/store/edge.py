@@ -73,10 +73,11 @@ def edge_config(collection: Collection, config: StoreConfig) -> edge.EdgeConfig:
     )
 
 
-def search_params(config: StoreConfig) -> edge.SearchParams:
-    """Search-time HNSW and quantization settings (the same for every query, so made once)."""
+def search_params(config: StoreConfig, distinct_people: bool = False) -> edge.SearchParams:
+    """Search-time HNSW and quantization settings (two sets, made once): the beam is wider when the registry
+    looks for distinct people."""
     return edge.SearchParams(
-        hnsw_ef=config.hnsw_ef,
+        hnsw_ef=config.people_hnsw_ef if distinct_people else config.hnsw_ef,
         quantization=edge.QuantizationSearchParams(rescore=True, oversampling=config.quantization_oversampling)
         if config.int8_quantization
         else None,
@@ -111,6 +112,8 @@ def _person_filter(person_ids: Sequence[str]) -> edge.Filter:
 
 
 def _query_filter(query: VectorQuery) -> edge.Filter | None:
+    if not (query.metadata_filter or query.person_id or query.exclude_people):
+        return None
     must: list[edge.ConditionType] = [
         edge.FieldCondition(payload.METADATA_PAIRS, match=edge.MatchValue(payload.metadata_pair(k, v)))
         for k, v in sorted(query.metadata_filter.items())
@@ -122,30 +125,40 @@ def _query_filter(query: VectorQuery) -> edge.Filter | None:
         if query.exclude_people
         else []
     )
-    if not must and not must_not:
-        return None
     return edge.Filter(must=must or None, must_not=must_not or None)
 
 
 class _ReadWriteLock:
-    """Many readers or one writer. Searches run together; a write, a copy or a shard swap runs alone."""
+    """Many readers or one writer. Searches run together; a write, a copy or a shard swap runs alone.
+
+    A search takes it as a reader; ``acquire_read`` / ``release_read`` spare it a generator-based context
+    manager (a few microseconds of a ~0.2 ms search).
+    """
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
         self._readers = 0
         self._writing = False
 
+    def acquire_read(self) -> None:
+        with self._condition:
+            while self._writing:
+                self._condition.wait()
+            self._readers += 1
+
+    def release_read(self) -> None:
+        with self._condition:
+            self._readers -= 1
+            if self._readers == 0:  # only a writer waits for the readers to leave
+                self._condition.notify_all()
+
     @contextmanager
     def reading(self) -> Iterator[None]:
-        with self._condition:
-            self._condition.wait_for(lambda: not self._writing)
-            self._readers += 1
+        self.acquire_read()
         try:
             yield
         finally:
-            with self._condition:
-                self._readers -= 1
-                self._condition.notify_all()
+            self.release_read()
 
     @contextmanager
     def writing(self) -> Iterator[None]:
@@ -196,6 +209,14 @@ class _EdgeCollection:
     def writing(self) -> Iterator[edge.EdgeShard]:
         with self._writers, self._lock.writing():
             yield self.shard
+
+    def query_batch(self, requests: list[edge.QueryRequest]) -> list[list[edge.ScoredPoint]]:
+        """Runs the queries on the current shard, as a reader."""
+        self._lock.acquire_read()
+        try:
+            return self.shard.query_batch(edge.QueryBatchRequest(requests))
+        finally:
+            self._lock.release_read()
 
     def apply(self, shard: edge.EdgeShard, operation: edge.UpdateOperation) -> None:
         """Applies a write (caller holds the write lock) and journals it while an index build runs."""
@@ -311,6 +332,7 @@ class EdgeFaceStore:
     def __init__(self, config: StoreConfig) -> None:
         self._config = config
         self._search_params = search_params(config)
+        self._people_search_params = search_params(config, distinct_people=True)
         root = Path(config.data_dir)
         self._collections_dir = root / "collections"
         self._staging_dir = root / "staging"
@@ -420,12 +442,11 @@ class EdgeFaceStore:
                 filter=_query_filter(query),
                 score_threshold=query.max_distance,
                 with_payload=_RESULT_FIELDS,
-                params=self._search_params,
+                params=self._people_search_params if query.distinct_people else self._search_params,
             )
             for query in queries
         ]
-        with opened.reading() as shard:
-            results = shard.query_batch(edge.QueryBatchRequest(requests))
+        results = opened.query_batch(requests)
         scored = payload.scored_face
         return [[scored(point.payload, point.score) for point in result] for result in results]
 

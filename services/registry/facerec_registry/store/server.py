@@ -68,14 +68,17 @@ def payload_indexes() -> dict[str, qm.KeywordIndexParams]:
     return {field: qm.KeywordIndexParams(type=qm.KeywordIndexType.KEYWORD) for field in payload.KEYWORD_INDEXES}
 
 
-def search_params(config: StoreConfig) -> qm.SearchParams:
-    """Search parameters: beam width, and with int8 quantization a rescore of oversampled candidates."""
+def search_params(config: StoreConfig, distinct_people: bool = False) -> qm.SearchParams:
+    """Search parameters: beam width (wider when the registry looks for distinct people), and with int8
+    quantization a rescore of oversampled candidates."""
     quantization = (
         qm.QuantizationSearchParams(rescore=True, oversampling=config.quantization_oversampling)
         if config.int8_quantization
         else None
     )
-    return qm.SearchParams(hnsw_ef=config.hnsw_ef, quantization=quantization)
+    return qm.SearchParams(
+        hnsw_ef=config.people_hnsw_ef if distinct_people else config.hnsw_ef, quantization=quantization
+    )
 
 
 def _collection_metadata(collection: Collection) -> dict[str, Any]:
@@ -155,6 +158,7 @@ class ServerFaceStore:
         self._config = config
         self._client = client if client is not None else QdrantClient(**client_options(config))
         self._search_params = search_params(config)
+        self._people_search_params = search_params(config, distinct_people=True)
 
     def _qdrant_name(self, name: str) -> str:
         return f"{self._config.server_collection_prefix}{name}"
@@ -239,7 +243,7 @@ class ServerFaceStore:
                 limit=query.limit,
                 filter=_query_filter(query),
                 score_threshold=query.max_distance,
-                params=self._search_params,
+                params=self._people_search_params if query.distinct_people else self._search_params,
                 with_payload=_RESULT_FIELDS,
             )
             for query in queries
