@@ -34,8 +34,9 @@ class StoreConfig:
     hnsw_ef_construct: int = 128
     # Search-time beam widths (Edge searches with at least limit * oversampling candidates), measured with
     # benchmarks/registry.py on face-like data, m 32, 2 cores.
-    # Nearest faces (each face counted separately): recall@10 at 1M faces 0.988 / 0.996 / 0.997 at
-    # ef 16 / 32 / 64 (0.13 / 0.18 / 0.27 ms for the Edge query alone).
+    # Nearest faces (each face counted separately), 1M faces: recall@10 0.98-0.99 at ef 16-20, 0.991-0.993
+    # at 24, 0.995-0.999 at 32 (two index builds); the Edge query with the hits' payloads takes about 0.16 /
+    # 0.17 / 0.19 ms at ef 20 / 24 / 32. 32 keeps 0.99 with margin.
     hnsw_ef: int = 32
     # One face per person (identification's candidates): the search must get past the query's own person's
     # faces to the nearest strangers, which a graph reaches late. Recall@10 people at 200k faces: 0.983 /
