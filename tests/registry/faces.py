@@ -21,6 +21,8 @@ CENTRE_NORM = 0.55
 # "facelike": real descriptors do not fill 128 dimensions evenly: their variance decays over the principal
 # directions (an effective dimension of a few tens), so strangers are not all equally far from a face. Centres
 # then come from a Gaussian whose variances fall as 1/(i+1), scaled to the same mean distance between centres.
+# test_facelike_calibration.py checks it against deepface's 13 people: 68% of the spread of their identity
+# centres lies along the top 5 directions, 69% for these centres at the same sizes, 54% for isotropic ones.
 FACELIKE_DECAY = 1.0
 
 
