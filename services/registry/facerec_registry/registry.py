@@ -7,6 +7,7 @@ Methods are synchronous (the stores block); the servicer runs them in worker thr
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from facerec_registry.domain import (
@@ -166,15 +167,7 @@ class Registry:
                 break
             missing = top_k - len(found)
             limit = missing * _OVERFETCH
-            next_request = VectorQuery(
-                vector=request.vector,
-                limit=limit,
-                max_distance=request.max_distance,
-                metadata_filter=request.metadata_filter,
-                exclude_people=frozenset(found),
-                person_id=request.person_id,
-                distinct_people=True,
-            )
+            next_request = replace(request, limit=limit, exclude_people=frozenset(found))
             result = self._store.search(name, [next_request])[0]
         nearest = sorted(found.values(), key=lambda face: face.distance)[:top_k]
         return [_match(face) for face in nearest]

@@ -54,6 +54,10 @@ class StoreConfig:
     optimize_threshold: int = 20_000
     server_collection_prefix: str = "facerec_"
 
+    def search_ef(self, distinct_people: bool) -> int:
+        """The beam width of a search: the wider one when the caller keeps one face per person."""
+        return self.people_hnsw_ef if distinct_people else self.hnsw_ef
+
 
 @dataclass(frozen=True)
 class StoredFace:

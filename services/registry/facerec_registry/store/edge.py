@@ -77,7 +77,7 @@ def search_params(config: StoreConfig, distinct_people: bool = False) -> edge.Se
     """Search-time HNSW and quantization settings (two sets, made once): the beam is wider when the registry
     looks for distinct people."""
     return edge.SearchParams(
-        hnsw_ef=config.people_hnsw_ef if distinct_people else config.hnsw_ef,
+        hnsw_ef=config.search_ef(distinct_people),
         quantization=edge.QuantizationSearchParams(rescore=True, oversampling=config.quantization_oversampling)
         if config.int8_quantization
         else None,
@@ -331,8 +331,8 @@ class EdgeFaceStore:
 
     def __init__(self, config: StoreConfig) -> None:
         self._config = config
-        self._search_params = search_params(config)
-        self._people_search_params = search_params(config, distinct_people=True)
+        # Made once: by whether the query is for distinct people.
+        self._search_params = {people: search_params(config, people) for people in (False, True)}
         root = Path(config.data_dir)
         self._collections_dir = root / "collections"
         self._staging_dir = root / "staging"
@@ -442,7 +442,7 @@ class EdgeFaceStore:
                 filter=_query_filter(query),
                 score_threshold=query.max_distance,
                 with_payload=_RESULT_FIELDS,
-                params=self._people_search_params if query.distinct_people else self._search_params,
+                params=self._search_params[query.distinct_people],
             )
             for query in queries
         ]

@@ -76,9 +76,7 @@ def search_params(config: StoreConfig, distinct_people: bool = False) -> qm.Sear
         if config.int8_quantization
         else None
     )
-    return qm.SearchParams(
-        hnsw_ef=config.people_hnsw_ef if distinct_people else config.hnsw_ef, quantization=quantization
-    )
+    return qm.SearchParams(hnsw_ef=config.search_ef(distinct_people), quantization=quantization)
 
 
 def _collection_metadata(collection: Collection) -> dict[str, Any]:
@@ -157,8 +155,8 @@ class ServerFaceStore:
     def __init__(self, config: StoreConfig, client: QdrantClient | None = None) -> None:
         self._config = config
         self._client = client if client is not None else QdrantClient(**client_options(config))
-        self._search_params = search_params(config)
-        self._people_search_params = search_params(config, distinct_people=True)
+        # Made once: by whether the query is for distinct people.
+        self._search_params = {people: search_params(config, people) for people in (False, True)}
 
     def _qdrant_name(self, name: str) -> str:
         return f"{self._config.server_collection_prefix}{name}"
@@ -243,7 +241,7 @@ class ServerFaceStore:
                 limit=query.limit,
                 filter=_query_filter(query),
                 score_threshold=query.max_distance,
-                params=self._people_search_params if query.distinct_people else self._search_params,
+                params=self._search_params[query.distinct_people],
                 with_payload=_RESULT_FIELDS,
             )
             for query in queries
