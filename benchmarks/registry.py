@@ -9,7 +9,7 @@ Data: people as identity centres with several faces each (same person ~0.38 apar
 vectors (the worst case for any graph index). Queries are new faces of enrolled people, one per call, after a
 warm-up, each measured in the same run against an exact scan (one matrix product) of the same vectors.
 
-Two searches are measured, in-process through the ``Registry`` and through the gRPC registry process:
+Two searches are measured, in-process and through the gRPC registry process:
 
 - nearest faces: the 10 nearest faces, each counted separately: the vector index itself, as an ANN
   benchmark measures it. Measured on the store's own search (``EdgeFaceStore.search``: the engine, with

@@ -11,7 +11,6 @@ random vectors spread evenly, real descriptors do not).
 from __future__ import annotations
 
 import csv
-import functools
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,6 @@ from tests.registry.faces import faces_around, identity_centres
 Matrix = npt.NDArray[np.float64]
 
 
-@functools.cache
 def _real_descriptors(folder: Path) -> tuple[Matrix, npt.NDArray[np.str_]]:
     """Descriptors and identities of the deepface photos that hold exactly one face."""
     vectors, labels = [], []
