@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from facerec.photo_formats import ACCEPTED_NAMES
 from facerec.runtime.errors import status_code_for
 from facerec_embedder.detection import FaceDetector
 from facerec_embedder.errors import CorruptImage, ImageTooLarge, UnsupportedImage
 from facerec_embedder.images import ImageLimits, decode_image
 
-from .photos import encoded, rgb_array, sample, sample_image
+from .photos import SHARED_FACES, encoded, rgb_array, sample, sample_image
 
 EXIF_ORIENTATION = 0x0112
 
@@ -154,7 +155,7 @@ def test_photo_over_the_byte_limit_is_refused() -> None:
 
 
 def test_garbage_bytes_are_not_a_supported_image() -> None:
-    with pytest.raises(UnsupportedImage, match="JPEG, PNG, WebP, BMP") as raised:
+    with pytest.raises(UnsupportedImage, match=ACCEPTED_NAMES) as raised:
         decode_image(b"this is not an image at all" * 10)
 
     assert status_code_for(raised.value) == grpc.StatusCode.INVALID_ARGUMENT
@@ -174,10 +175,153 @@ def test_truncated_jpeg_is_a_corrupt_image() -> None:
     assert status_code_for(raised.value) == grpc.StatusCode.INVALID_ARGUMENT
 
 
-@pytest.mark.parametrize("fmt", ["GIF", "TIFF"])
-def test_formats_outside_the_accepted_list_are_refused(fmt: str) -> None:
-    photo = encoded(sample_image("obama.jpg"), fmt)
+@pytest.mark.parametrize(("fmt", "options"), [("TIFF", {}), ("TIFF", {"compression": "tiff_lzw"}), ("PPM", {})])
+def test_lossless_camera_and_dataset_formats_decode_to_the_exact_pixels(fmt: str, options: dict[str, object]) -> None:
+    photo = sample_image("obama.jpg")
+
+    decoded = decode_image(encoded(photo, fmt, **options))
+
+    np.testing.assert_array_equal(decoded, rgb_array(photo))
+
+
+def test_pgm_greyscale_decodes_to_three_equal_channels() -> None:
+    grey = sample_image("obama.jpg").convert("L")
+    pgm = encoded(grey, "PPM")
+    assert pgm.startswith(b"P5")
+
+    decoded = decode_image(pgm)
+
+    for channel in range(3):
+        np.testing.assert_array_equal(decoded[:, :, channel], np.asarray(grey))
+
+
+@pytest.mark.parametrize("maxval", [65535, 1023])
+def test_wide_pgm_is_scaled_by_its_maxval(maxval: int) -> None:
+    grey = np.asarray(sample_image("obama.jpg").convert("L"))
+    levels = np.rint(grey.astype(np.float64) * maxval / 255).astype(">u2")
+    pgm = b"P5 %d %d %d\n" % (grey.shape[1], grey.shape[0], maxval) + levels.tobytes()
+
+    decoded = decode_image(pgm)
+
+    assert np.abs(decoded[:, :, 0].astype(int) - grey.astype(int)).max() <= 1
+
+
+def test_sixteen_bit_png_holding_twelve_significant_bits_is_not_black() -> None:
+    grey = np.asarray(sample_image("obama.jpg").convert("L"))
+    twelve_bit = Image.fromarray((grey.astype(np.uint32) * 4095 // 255).astype(np.uint16))
+    assert twelve_bit.mode == "I;16"
+
+    decoded = decode_image(encoded(twelve_bit, "PNG"))
+
+    assert decoded.mean() > 0.9 * grey.mean()
+    assert np.abs(decoded[:, :, 0].astype(int) - grey.astype(int)).max() <= 1
+
+
+def test_sixteen_bit_tiff_is_scaled_to_eight_bits() -> None:
+    grey = np.asarray(sample_image("obama.jpg").convert("L"))
+    sixteen_bit = Image.fromarray(grey.astype(np.uint16) * 257)
+
+    decoded = decode_image(encoded(sixteen_bit, "TIFF"))
+
+    np.testing.assert_array_equal(decoded[:, :, 0], grey)
+
+
+def test_gif_palette_photo_decodes_to_its_colours() -> None:
+    photo = sample_image("obama.jpg")
+    gif = encoded(photo, "GIF")
+    palette = Image.open(io.BytesIO(gif))
+    assert palette.mode == "P"
+
+    decoded = decode_image(gif)
+
+    np.testing.assert_array_equal(decoded, rgb_array(palette))
+    assert np.abs(decoded.astype(int) - rgb_array(photo).astype(int)).mean() < 12
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "TIFF", "MPO"])
+def test_multi_frame_files_give_their_first_frame(fmt: str) -> None:
+    first = sample_image("obama.jpg")
+    second = sample_image("biden.jpg").resize(first.size)
+    photo = encoded(first, fmt, save_all=True, append_images=[second])
+    assert getattr(Image.open(io.BytesIO(photo)), "n_frames", 1) == 2
+
+    decoded = decode_image(photo)
+
+    assert np.abs(decoded.astype(int) - rgb_array(first).astype(int)).mean() < 12
+
+
+@pytest.mark.parametrize("fmt", ["AVIF", "HEIF"])
+def test_modern_phone_formats_decode_to_nearly_the_same_pixels(fmt: str) -> None:
+    photo = sample_image("obama.jpg")
+
+    decoded = decode_image(encoded(photo, fmt, quality=90))
+
+    assert decoded.shape == rgb_array(photo).shape
+    assert np.abs(decoded.astype(int) - rgb_array(photo).astype(int)).mean() < 5
+
+
+def test_heic_exif_orientation_is_applied() -> None:
+    upright = sample_image("obama.jpg")
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6
+    photo = encoded(upright.transpose(Image.Transpose.ROTATE_90), "HEIF", quality=90, exif=exif.tobytes())
+
+    decoded = decode_image(photo)
+
+    assert decoded.shape == (upright.height, upright.width, 3)
+    assert np.abs(decoded.astype(int) - rgb_array(upright).astype(int)).mean() < 5
+
+
+def test_bilevel_pbm_decodes_to_black_and_white() -> None:
+    bilevel = sample_image("obama.jpg").convert("1")
+
+    decoded = decode_image(encoded(bilevel, "PPM"))
+
+    assert set(np.unique(decoded)) <= {0, 255}
+    np.testing.assert_array_equal(decoded, rgb_array(bilevel))
+
+
+def test_yale_faces_gif_without_extension_decodes() -> None:
+    path = SHARED_FACES / "yalefaces" / "subject01" / "subject01.happy"
+    if not path.is_file():
+        pytest.skip(f"{path} is missing: the shared face photos are not on this machine")
+
+    decoded = decode_image(path.read_bytes())
+
+    assert decoded.shape == (243, 320, 3)
+    assert decoded.std() > 20  # a photo, not a blank frame
+
+
+@pytest.mark.parametrize("fmt", ["PCX", "TGA", "ICO", "SGI"])
+def test_formats_outside_the_accepted_list_are_refused_naming_the_accepted_ones(fmt: str) -> None:
+    photo = encoded(sample_image("obama.jpg").resize((128, 128)), fmt)
     Image.open(io.BytesIO(photo)).verify()  # a valid file of that format
 
-    with pytest.raises(UnsupportedImage):
+    with pytest.raises(UnsupportedImage, match="HEIC/HEIF") as raised:
         decode_image(photo)
+
+    assert status_code_for(raised.value) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def gif_header_claiming(width: int, height: int) -> bytes:
+    """A GIF logical screen descriptor claiming ``width`` x ``height`` pixels, with one tiny frame."""
+    screen = struct.pack("<HHBBB", width, height, 0, 0, 0)
+    frame = b"\x2c" + struct.pack("<HHHHB", 0, 0, width, height, 0) + b"\x02\x02\x44\x01\x00\x3b"
+    return b"GIF89a" + screen + frame
+
+
+def tiff_header_claiming(width: int, height: int) -> bytes:
+    """A little-endian TIFF whose first directory claims ``width`` x ``height`` greyscale pixels."""
+    entries = [(256, 4, 1, width), (257, 4, 1, height), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1)]
+    entries += [(273, 4, 1, 8), (278, 4, 1, height), (279, 4, 1, width * height)]
+    directory = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHII", *e) for e in entries)
+    return b"II*\x00" + struct.pack("<I", 8) + directory + b"\x00\x00\x00\x00"
+
+
+@pytest.mark.parametrize("claiming", [gif_header_claiming, tiff_header_claiming])
+def test_every_format_is_refused_from_its_header_over_the_pixel_limit(claiming) -> None:
+    bomb = claiming(9000, 9000)
+    assert len(bomb) < 200
+
+    with pytest.raises(ImageTooLarge, match=r"9000x9000 = 81,000,000 pixels"):
+        decode_image(bomb)

@@ -10,7 +10,7 @@ from facerec.runtime.errors import DeadlineExceeded, InvalidArgument, ResourceEx
 
 
 class UnsupportedImage(InvalidArgument):
-    """The bytes are not an image in an accepted format (JPEG, PNG, WebP, BMP)."""
+    """The bytes are not an image in an accepted format (``facerec.photo_formats.ACCEPTED``)."""
 
 
 class CorruptImage(InvalidArgument):

@@ -1,8 +1,10 @@
 """Decoding of uploaded photos into upright 8-bit RGB arrays, within limits.
 
-Only JPEG, PNG, WebP and BMP are opened: Pillow knows dozens of formats, and some rarely used decoders have
-had decompression-bomb and memory-safety bugs of their own, so the others are never tried. The size is checked
-from the header, before any pixel is decoded, so a small file claiming a huge image costs nothing.
+Only the formats of ``facerec.photo_formats`` are opened (the ones phones, cameras and face datasets produce:
+JPEG/MPO, PNG, WebP, BMP, GIF, TIFF, PPM/PGM, AVIF, HEIC/HEIF): Pillow knows dozens more, and some rarely used
+decoders have had decompression-bomb and memory-safety bugs of their own, so the others are never tried.
+Multi-frame files (GIF, TIFF, MPO, animated WebP) give their first frame. The size is checked from the header,
+before any pixel is decoded, so a small file claiming a huge image costs nothing.
 """
 
 from __future__ import annotations
@@ -12,20 +14,27 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from facerec.photo_formats import ACCEPTED_NAMES, PILLOW_FORMATS
 from facerec_embedder.errors import CorruptImage, ImageTooLarge, UnsupportedImage
+
+# HEIC/HEIF (the iPhone default) is decoded by pillow-heif's plugin; registering it adds the "HEIF" format.
+pillow_heif.register_heif_opener()
 
 RGBImage = npt.NDArray[np.uint8]
 """An upright image as a C-contiguous (height, width, 3) uint8 array, channels in RGB order."""
 
-ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
+ACCEPTED_FORMATS = PILLOW_FORMATS
 
 # Errors Pillow's decoders raise on broken data: truncated files (OSError), bad headers or chunks
 # (SyntaxError, ValueError), early end of data (EOFError).
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError)
 
-_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+# Single-channel modes wider than 8 bits: 16-bit greyscale (PNG, TIFF) and Pillow's 32-bit integer mode, in which
+# 16-bit PGM files open (their maxval already scaled to 0-65535).
+_WIDE_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
 @dataclass(frozen=True)
@@ -40,10 +49,10 @@ DEFAULT_LIMITS = ImageLimits()
 
 
 def decode_image(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> RGBImage:
-    """Decode a JPEG, PNG, WebP or BMP photo into an upright RGB array.
+    """Decode a photo in an accepted format into an upright RGB array.
 
     EXIF orientation is applied, so coordinates refer to the photo as a person sees it. Greyscale, palette,
-    RGBA (alpha dropped), CMYK and 16-bit images all come out as 8-bit RGB.
+    RGBA (alpha dropped), CMYK, bilevel and 16-bit images all come out as 8-bit RGB.
 
     Raises ``ImageTooLarge`` over ``limits``, ``UnsupportedImage`` for bytes that are not an accepted image
     and ``CorruptImage`` for an accepted image that cannot be decoded.
@@ -61,7 +70,7 @@ def decode_image(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> RGBImage:
         # Pillow's own guard (twice Image.MAX_IMAGE_PIXELS) fires inside open(), before our check can.
         raise ImageTooLarge(f"the image is too large to decode: {error}") from error
     except UnidentifiedImageError as error:
-        raise UnsupportedImage("the bytes are not an image in an accepted format (JPEG, PNG, WebP, BMP)") from error
+        raise UnsupportedImage(f"the bytes are not an image in an accepted format ({ACCEPTED_NAMES})") from error
     except _DECODE_ERRORS as error:
         raise CorruptImage(f"the image cannot be decoded (truncated or damaged): {error}") from error
 
@@ -75,10 +84,8 @@ def _check_pixels(width: int, height: int, limits: ImageLimits) -> None:
 
 
 def _to_rgb(image: Image.Image) -> RGBImage:
-    if image.mode in _SIXTEEN_BIT_MODES:
-        # Pillow's own conversion clips 16-bit values at 255 (a white image); scale the range instead.
-        wide = np.asarray(image).astype(np.float32)
-        grey = np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8)
+    if image.mode in _WIDE_GREY_MODES:
+        grey = _wide_grey_to_8_bit(np.asarray(image))
         return np.ascontiguousarray(np.repeat(grey[:, :, np.newaxis], 3, axis=2))
     if image.mode in ("P", "PA"):
         # Palette transparency given as bytes must go through RGBA; Pillow warns otherwise.
@@ -86,3 +93,18 @@ def _to_rgb(image: Image.Image) -> RGBImage:
     if image.mode != "RGB":
         image = image.convert("RGB")
     return np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
+
+
+def _wide_grey_to_8_bit(values: npt.NDArray[np.integer]) -> npt.NDArray[np.uint8]:
+    """16-bit grey levels scaled to 0-255 by the bits the image really uses.
+
+    Pillow's own conversion clips at 255 (a white image). Dividing by 257 is right for a full 16-bit range,
+    but cameras and scanners often store 10-14 significant bits in a 16-bit container: scaled as 16-bit, a
+    12-bit image comes out almost black and no face is found. So the range is taken from the highest value
+    present, rounded up to a whole number of bits (at least 8): 0-4095 data maps 4095 to 255, 0-65535 data
+    maps 65535 to 255, and 8-bit data stored in 16 bits keeps its values.
+    """
+    top = int(values.max(initial=0))
+    bits = max(8, top.bit_length())
+    scale = ((1 << bits) - 1) / 255.0
+    return np.clip(np.rint(values.astype(np.float32) / scale), 0, 255).astype(np.uint8)

@@ -272,7 +272,9 @@ class Photo(_message.Message):
     IMAGE_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     image: _builtins.bytes
-    """Encoded image: JPEG, PNG, WebP or BMP; at most 32 MiB per request by default."""
+    """Encoded image: JPEG/MPO, PNG, WebP, BMP, GIF, TIFF, PPM/PGM, AVIF or HEIC/HEIF (first frame of a multi-frame
+    file); at most 32 MiB per request by default.
+    """
     name: _builtins.str
     """Caller's label for the photo (e.g. its file name), echoed in results and stored with the face."""
     def __init__(

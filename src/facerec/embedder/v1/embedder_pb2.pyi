@@ -30,8 +30,8 @@ class EmbedPhotoRequest(_message.Message):
     DETECT_ONLY_FIELD_NUMBER: _builtins.int
     INCLUDE_CHIPS_FIELD_NUMBER: _builtins.int
     image: _builtins.bytes
-    """Encoded image: JPEG, PNG, WebP or BMP (greyscale, RGB, RGBA and 16-bit accepted; EXIF orientation
-    applied).
+    """Encoded image: JPEG/MPO, PNG, WebP, BMP, GIF, TIFF, PPM/PGM, AVIF or HEIC/HEIF (greyscale, palette, RGB,
+    RGBA, CMYK and 16-bit accepted; the first frame of a multi-frame file; EXIF orientation applied).
     """
     upsample: _builtins.int
     """How many times the detector upsamples the image before detecting (each doubles width and height and

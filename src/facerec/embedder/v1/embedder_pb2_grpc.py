@@ -57,8 +57,8 @@ class EmbedderServicer:
     def EmbedPhoto(self, request, context):
         """Decodes a photo, finds every face, aligns each one and computes its descriptor. A photo without a face
         answers an empty list (not an error). Errors: INVALID_ARGUMENT for bytes that are not a supported image
-        (JPEG, PNG, WebP, BMP), RESOURCE_EXHAUSTED for a photo over the byte or pixel limits, UNAVAILABLE when
-        Triton cannot be reached.
+        (JPEG/MPO, PNG, WebP, BMP, GIF, TIFF, PPM/PGM, AVIF, HEIC/HEIF: facerec.photo_formats), RESOURCE_EXHAUSTED
+        for a photo over the byte or pixel limits, UNAVAILABLE when Triton cannot be reached.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

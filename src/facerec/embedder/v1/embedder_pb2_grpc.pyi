@@ -36,8 +36,8 @@ class EmbedderStub:
     EmbedPhoto: _grpc.UnaryUnaryMultiCallable[_embedder_pb2.EmbedPhotoRequest, _embedder_pb2.EmbedPhotoResponse]
     """Decodes a photo, finds every face, aligns each one and computes its descriptor. A photo without a face
     answers an empty list (not an error). Errors: INVALID_ARGUMENT for bytes that are not a supported image
-    (JPEG, PNG, WebP, BMP), RESOURCE_EXHAUSTED for a photo over the byte or pixel limits, UNAVAILABLE when
-    Triton cannot be reached.
+    (JPEG/MPO, PNG, WebP, BMP, GIF, TIFF, PPM/PGM, AVIF, HEIC/HEIF: facerec.photo_formats), RESOURCE_EXHAUSTED
+    for a photo over the byte or pixel limits, UNAVAILABLE when Triton cannot be reached.
     """
     EmbedChips: _grpc.UnaryUnaryMultiCallable[_embedder_pb2.EmbedChipsRequest, _embedder_pb2.EmbedChipsResponse]
     """Computes descriptors for faces that are already aligned: 150x150 RGB chips as dlib's get_face_chip makes
@@ -52,8 +52,8 @@ class EmbedderAsyncStub(EmbedderStub):
     EmbedPhoto: _aio.UnaryUnaryMultiCallable[_embedder_pb2.EmbedPhotoRequest, _embedder_pb2.EmbedPhotoResponse]  # type: ignore[assignment]
     """Decodes a photo, finds every face, aligns each one and computes its descriptor. A photo without a face
     answers an empty list (not an error). Errors: INVALID_ARGUMENT for bytes that are not a supported image
-    (JPEG, PNG, WebP, BMP), RESOURCE_EXHAUSTED for a photo over the byte or pixel limits, UNAVAILABLE when
-    Triton cannot be reached.
+    (JPEG/MPO, PNG, WebP, BMP, GIF, TIFF, PPM/PGM, AVIF, HEIC/HEIF: facerec.photo_formats), RESOURCE_EXHAUSTED
+    for a photo over the byte or pixel limits, UNAVAILABLE when Triton cannot be reached.
     """
     EmbedChips: _aio.UnaryUnaryMultiCallable[_embedder_pb2.EmbedChipsRequest, _embedder_pb2.EmbedChipsResponse]  # type: ignore[assignment]
     """Computes descriptors for faces that are already aligned: 150x150 RGB chips as dlib's get_face_chip makes
@@ -71,8 +71,8 @@ class EmbedderServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_embedder_pb2.EmbedPhotoResponse, _abc.Awaitable[_embedder_pb2.EmbedPhotoResponse]]:
         """Decodes a photo, finds every face, aligns each one and computes its descriptor. A photo without a face
         answers an empty list (not an error). Errors: INVALID_ARGUMENT for bytes that are not a supported image
-        (JPEG, PNG, WebP, BMP), RESOURCE_EXHAUSTED for a photo over the byte or pixel limits, UNAVAILABLE when
-        Triton cannot be reached.
+        (JPEG/MPO, PNG, WebP, BMP, GIF, TIFF, PPM/PGM, AVIF, HEIC/HEIF: facerec.photo_formats), RESOURCE_EXHAUSTED
+        for a photo over the byte or pixel limits, UNAVAILABLE when Triton cannot be reached.
         """
 
     @_abc_1.abstractmethod
