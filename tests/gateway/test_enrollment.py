@@ -5,12 +5,12 @@ from __future__ import annotations
 from facerec.v1 import face_pb2, facerec_pb2
 from facerec_gateway.enrollment import QualityPolicy, choose_face, face_id
 
-POLICY = QualityPolicy(min_face_size_px=40, min_sharpness=20, min_frontality=0.5)
+POLICY = QualityPolicy(min_face_size_px=20, min_sharpness=0.6, min_frontality=0.3)
 SINGLE = facerec_pb2.FACE_SELECTION_UNSPECIFIED
 LARGEST = facerec_pb2.FACE_SELECTION_LARGEST
 
 
-def _face(size: float = 120, sharpness: float = 200, frontality: float = 0.9, x: int = 0) -> face_pb2.Face:
+def _face(size: float = 120, sharpness: float = 2.5, frontality: float = 0.9, x: int = 0) -> face_pb2.Face:
     return face_pb2.Face(
         box=face_pb2.BoundingBox(x=x, y=0, width=int(size), height=int(size)),
         quality=face_pb2.FaceQuality(face_size_px=size, sharpness=sharpness, frontality=frontality),
@@ -38,14 +38,31 @@ def test_photo_with_two_good_faces_is_rejected_unless_the_largest_is_asked_for()
 
 
 def test_small_blurry_and_turned_faces_are_rejected_with_each_reason() -> None:
-    assert _reasons([_face(size=30)]) == [facerec_pb2.FACE_TOO_SMALL]
-    assert _reasons([_face(sharpness=5)]) == [facerec_pb2.FACE_TOO_BLURRY]
+    assert _reasons([_face(size=16)]) == [facerec_pb2.FACE_TOO_SMALL]
+    assert _reasons([_face(sharpness=0.3)]) == [facerec_pb2.FACE_TOO_BLURRY]
     assert _reasons([_face(frontality=0.2)]) == [facerec_pb2.FACE_NOT_FRONTAL]
-    assert _reasons([_face(size=30, sharpness=5)]) == [facerec_pb2.FACE_TOO_SMALL, facerec_pb2.FACE_TOO_BLURRY]
+    assert _reasons([_face(size=16, sharpness=0.3)]) == [facerec_pb2.FACE_TOO_SMALL, facerec_pb2.FACE_TOO_BLURRY]
+
+
+def test_each_rejection_names_its_measure_the_value_and_the_minimum() -> None:
+    rejections = choose_face([_face(size=17.4, sharpness=0.31, frontality=0.25)], POLICY, SINGLE).rejections
+
+    assert [r.message.split(",")[0] for r in rejections] == [
+        "face size is 17.4 px",
+        "face sharpness is 0.31",
+        "face frontality is 0.25",
+    ]
+    assert "the minimum is 20 px" in rejections[0].message
+    assert "the minimum is 0.60" in rejections[1].message
+    assert "the minimum is 0.30" in rejections[2].message
+
+
+def test_measures_at_the_minimums_are_accepted() -> None:
+    assert _reasons([_face(size=20, sharpness=0.6, frontality=0.3)]) == []
 
 
 def test_a_tiny_background_face_does_not_make_a_photo_multi_face() -> None:
-    main, background = _face(150), _face(20, x=400)
+    main, background = _face(150), _face(12, x=400)
     assert choose_face([main, background], POLICY, SINGLE).face == main
 
 

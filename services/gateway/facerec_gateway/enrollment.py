@@ -2,7 +2,10 @@
 
 A photo is acceptable when it holds exactly one acceptable face (by default) — or, with "largest", when at least
 one face is acceptable, the largest of them being taken. A face is acceptable when it is large enough, sharp
-enough and frontal enough.
+enough and frontal enough, by the embedder's measures (``facerec_embedder.quality``): each is taken from the
+landmarks and the aligned chip, so a small sharp face is refused as small, never as blurred, and a photo's
+resolution moves only its size. Each gate guards recognition: the minimums are chosen from the genuine-pair
+distances of faces below and above them (``benchmarks/quality_gates.py``).
 """
 
 from __future__ import annotations
@@ -35,21 +38,24 @@ class QualityPolicy:
             found.append(
                 _rejection(
                     facerec_pb2.FACE_TOO_SMALL,
-                    f"face is {quality.face_size_px:.0f} px, the minimum is {self.min_face_size_px:.0f} px",
+                    f"face size is {quality.face_size_px:.1f} px, the minimum is {self.min_face_size_px:g} px "
+                    "(the face's width in pixels of the photo): send a photo where the face is larger",
                 )
             )
         if quality.sharpness < self.min_sharpness:
             found.append(
                 _rejection(
                     facerec_pb2.FACE_TOO_BLURRY,
-                    f"face sharpness is {quality.sharpness:.1f}, the minimum is {self.min_sharpness:.1f}",
+                    f"face sharpness is {quality.sharpness:.2f}, the minimum is {self.min_sharpness:.2f} "
+                    "(detail at the face's own resolution): the face is out of focus or moved",
                 )
             )
         if quality.frontality < self.min_frontality:
             found.append(
                 _rejection(
                     facerec_pb2.FACE_NOT_FRONTAL,
-                    f"face frontality is {quality.frontality:.2f}, the minimum is {self.min_frontality:.2f}",
+                    f"face frontality is {quality.frontality:.2f}, the minimum is {self.min_frontality:.2f} "
+                    "(1 = looking at the camera): the head is turned or tilted",
                 )
             )
         return found

@@ -139,7 +139,11 @@ Global___Landmarks: _TypeAlias = Landmarks  # noqa: Y015
 
 @_typing.final
 class FaceQuality(_message.Message):
-    """Measures that tell whether a face is good enough to enroll."""
+    """Measures that tell whether a face is good enough to enroll. Each is taken from the five landmarks and the
+    aligned 150x150 chip, not from the detector's box, so it does not depend on the detector; only face_size_px and
+    interocular_px depend on the photo's resolution. The gateway's enrollment minimums apply to face_size_px,
+    sharpness and frontality.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -148,12 +152,18 @@ class FaceQuality(_message.Message):
     SHARPNESS_FIELD_NUMBER: _builtins.int
     FRONTALITY_FIELD_NUMBER: _builtins.int
     face_size_px: _builtins.float
-    """Side of the detection box in pixels: min(width, height)."""
+    """The face's real resolution: the side, in pixels of the photo, of the face square the chip is made of (the
+    chip's central 100x100 pixels, the rest being padding), i.e. 100 x photo pixels per chip pixel. About 0.75x
+    the side of a HOG box and 1.9x the interocular distance. Recognition holds down to about 20 and degrades
+    below (the chip is then an upscale of very few photo pixels).
+    """
     interocular_px: _builtins.float
-    """Distance between the two eye centres in pixels."""
+    """Distance between the two eye centres in pixels of the photo (shrinks as the head turns)."""
     sharpness: _builtins.float
-    """Sharpness of the aligned 150x150 chip: variance of the Laplacian of its grey levels (0-255 scale).
-    Blurred faces score below about 50; sharp ones several hundred.
+    """Detail at the face's own resolution: mean squared Laplacian over mean squared gradient of the grey levels of
+    the chip's face square, brought back to the face's size in the photo when the chip is an upscale. Neither
+    contrast nor the photo's resolution moves it: a sharp face scores about 2-3 at any size; a Gaussian blur of
+    1 photo pixel brings it to about 1.0, of 2 pixels to about 0.45, of 3 to about 0.3.
     """
     frontality: _builtins.float
     """How frontal the face is, from the landmarks: 1.0 = the nose is centred between the eyes and the eyes are
