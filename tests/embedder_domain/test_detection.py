@@ -1,4 +1,5 @@
-"""Face detection with dlib's HOG detector, the five landmarks and the aligned chip."""
+"""Face detection (dlib's HOG detector here; YuNet in test_detectors.py), the bounded detection copy, the five
+landmarks and the aligned chip."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facerec_embedder.detection import FaceDetection, FaceDetector, align_chip, landmarks_model_path
+from facerec_embedder.detection import FaceDetection, FaceDetector, align_chip, bounded_copy, landmarks_model_path
 from facerec_embedder.errors import ImageTooLarge, InvalidUpsample
 from facerec_embedder.images import decode_image
 
@@ -122,3 +123,40 @@ def test_photo_too_large_to_upsample_is_refused() -> None:
     assert len(detector.detect(image, upsample=0)) == 1
     with pytest.raises(ImageTooLarge, match="upsampled 1 time"):
         detector.detect(image, upsample=1)
+
+
+def test_a_photo_within_the_bound_is_searched_as_it_is() -> None:
+    image = decode_image(sample("obama.jpg"))  # 910x1137
+
+    assert bounded_copy(image, 1137) is image
+    assert bounded_copy(image, None) is image
+
+
+def test_a_larger_photo_is_shrunk_to_the_bound_keeping_its_shape() -> None:
+    image = decode_image(sample("obama.jpg"))
+
+    copy = bounded_copy(image, 480)
+
+    assert copy.shape == (480, 384, 3) and copy.dtype == np.uint8  # 910x1137 -> 384x480
+
+
+def test_boxes_found_in_a_reduced_view_are_given_in_the_photos_pixels(detector: FaceDetector) -> None:
+    photo = sample_image("obama.jpg").convert("RGB")
+    bounded = FaceDetector(upsample=1, max_side=480)
+    view = rgb_array(photo.reduce(2))  # as a JPEG decoded at half scale
+
+    (found,) = bounded.find_boxes(view, photo.size)
+    (reference,) = detector.detect(rgb_array(photo))
+
+    assert abs(found.box.x - reference.box.x) <= 12 and abs(found.box.y - reference.box.y) <= 12
+    assert abs(found.box.width - reference.box.width) <= 0.1 * reference.box.width
+
+
+def test_landmarks_are_placed_on_the_full_resolution_photo_whatever_the_bound(detector: FaceDetector) -> None:
+    image = decode_image(sample("obama.jpg"))
+
+    (bounded,) = FaceDetector(upsample=1, max_side=480).detect(image)
+    (full,) = detector.detect(image)
+
+    # The box is found at 42 % scale, but dlib places the points on the photo itself: within a pixel or two.
+    assert np.abs(bounded.landmarks.points - full.landmarks.points).max() <= 3

@@ -19,6 +19,7 @@ from PIL import Image
 from facerec.embedder.v1 import embedder_pb2, embedder_pb2_grpc
 from facerec.runtime.net import free_port
 from facerec.runtime.server import ServiceRunner
+from facerec.v1 import face_pb2
 from facerec_embedder.app import EmbedderApp
 from facerec_embedder.model.files import RECOGNITION_MODEL, model_file
 from facerec_embedder.settings import EmbedderSettings
@@ -34,12 +35,12 @@ async def embedder(embedder_service: ServiceRunner) -> AsyncIterator[embedder_pb
     await channel.close()
 
 
-def dlib_descriptor(photo: Path) -> np.ndarray:
-    """dlib's own pipeline on the same photo: HOG (upsample 1), 5 landmarks, chip, descriptor."""
+def dlib_descriptor(photo: Path, face: face_pb2.Face) -> np.ndarray:
+    """dlib on the photo and the service's face box (whichever detector found it): landmarks, chip, descriptor."""
     from facerec_embedder.detection import landmarks_model_path
 
     image = np.asarray(Image.open(photo).convert("RGB"))
-    box = dlib.get_frontal_face_detector()(image, 1)[0]
+    box = dlib.rectangle(face.box.x, face.box.y, face.box.x + face.box.width - 1, face.box.y + face.box.height - 1)
     shape = dlib.shape_predictor(str(landmarks_model_path()))(image, box)
     chip = dlib.get_face_chip(image, shape, size=150, padding=0.25)
     model = dlib.face_recognition_model_v1(str(model_file(RECOGNITION_MODEL)))
@@ -52,7 +53,7 @@ async def test_photo_gives_its_face_with_dlibs_descriptor(embedder, samples_dir)
     assert len(response.faces) == 1 and response.model_id == "dlib_resnet_v1"
     face = response.faces[0]
     assert len(face.embedding.values) == 128 and face.embedding.model_id == "dlib_resnet_v1"
-    difference = np.abs(np.asarray(face.embedding.values) - dlib_descriptor(photo)).max()
+    difference = np.abs(np.asarray(face.embedding.values) - dlib_descriptor(photo, face)).max()
     assert difference <= 1e-5
     assert (response.image_size.width, response.image_size.height) == Image.open(photo).size
     assert face.quality.face_size_px > 100 and face.quality.frontality > 0.8

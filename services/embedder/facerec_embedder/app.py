@@ -12,6 +12,7 @@ from facerec.embedder.v1 import embedder_pb2, embedder_pb2_grpc
 from facerec.runtime.server import ServiceBinding
 from facerec_embedder.batching import MicroBatcher
 from facerec_embedder.detection import FaceDetector
+from facerec_embedder.detectors import BoxDetector, HogDetector, YuNetDetector
 from facerec_embedder.images import ImageLimits
 from facerec_embedder.pipeline import FacePipeline
 from facerec_embedder.runtime import TritonEmbedder
@@ -36,7 +37,7 @@ class EmbedderApp:
         )
         self.executor = ThreadPoolExecutor(settings.detect_workers, thread_name_prefix="detect")
         self.pipeline = FacePipeline(
-            FaceDetector(settings.upsample),
+            face_detector(settings),
             self.batcher,
             self.executor,
             ImageLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels),
@@ -61,3 +62,14 @@ class EmbedderApp:
         await self.batcher.drain()
         await self.triton.close()
         self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def face_detector(settings: EmbedderSettings) -> FaceDetector:
+    """The detector the settings choose, searching a copy of each photo bounded to ``detection_max_side``."""
+    boxes: BoxDetector
+    if settings.detector == "yunet":
+        boxes = YuNetDetector(score_threshold=settings.yunet_score_threshold, threads=settings.yunet_threads)
+    else:
+        boxes = HogDetector()
+    log.info("face detector: %s, detection copy at most %d px", boxes.name, settings.detection_max_side)
+    return FaceDetector(settings.upsample, boxes=boxes, max_side=settings.detection_max_side)

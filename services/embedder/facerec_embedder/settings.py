@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -18,9 +20,24 @@ class EmbedderSettings(ServiceSettings):
     triton_url: str = Field("127.0.0.1:8001", description="host:port of Triton's gRPC endpoint.")
     triton_model: str = Field("face_embedder", description="Name of the embedding model in Triton's repository.")
     triton_timeout_s: float = Field(10.0, gt=0, description="Deadline of one Triton inference call.")
-    upsample: int = Field(
-        1, ge=0, le=3, description="Detector upsampling: 0 finds faces of ~80 px and more, 1 of ~40 px (4x slower)."
+    detector: Literal["yunet", "hog"] = Field(
+        "yunet",
+        description="Face detector: YuNet (libfacedetection; trained on WIDER FACE, research-use terms) or dlib's HOG.",
     )
+    detection_max_side: int = Field(
+        640, ge=64, le=8192, description="Longest side of the photo copy the detector searches (larger photos shrunk)."
+    )
+    upsample: int | None = Field(
+        None,
+        ge=0,
+        le=3,
+        description="Doublings of the detection copy before detecting (faces half as small, ~4x the time, per step); "
+        "unset: the detector's default (YuNet 0, HOG 1).",
+    )
+    yunet_score_threshold: float = Field(
+        0.9, ge=0.0, le=1.0, description="YuNet's lowest confidence kept (dog faces score up to 0.88, people 0.9+)."
+    )
+    yunet_threads: int = Field(1, ge=1, le=64, description="YuNet's OpenMP threads in each detection worker.")
     max_image_bytes: int = Field(20 * MiB, gt=0, description="Largest encoded photo accepted.")
     max_image_pixels: int = Field(40_000_000, gt=0, description="Largest decoded photo (width x height) accepted.")
     batch_max_size: int = Field(64, ge=1, le=256, description="Most chips sent to Triton in one call.")
