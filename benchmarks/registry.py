@@ -161,16 +161,24 @@ def _registry_search(registry: Registry, all_faces: bool) -> Search:
     return search
 
 
-def _ingest(registry: Registry, vectors: Vectors, owners: npt.NDArray[np.int64], batch: int = 1000) -> float:
+def ingest(
+    registry: Registry,
+    vectors: Vectors,
+    owners: npt.NDArray[np.int64],
+    batch: int = 1000,
+    collection: str = COLLECTION,
+    model_id: str = MODEL_ID,
+) -> float:
+    """Upserts face ``face-<i>`` of person ``person-<owner>`` for each vector, in batches; returns faces/s."""
     started = time.perf_counter()
     for offset in range(0, len(vectors), batch):
         faces = [
-            FaceRecord(f"face-{offset + i}", f"person-{owner}", vector, MODEL_ID)
+            FaceRecord(f"face-{offset + i}", f"person-{owner}", vector, model_id)
             for i, (vector, owner) in enumerate(
                 zip(vectors[offset : offset + batch], owners[offset : offset + batch], strict=True)
             )
         ]
-        registry.upsert_faces(COLLECTION, faces)
+        registry.upsert_faces(collection, faces)
     return len(vectors) / (time.perf_counter() - started)
 
 
@@ -207,7 +215,7 @@ def run_size(
     registry = Registry(store)
     try:
         registry.create_collection(COLLECTION, MODEL_ID, DIMENSION, 0.6)
-        ingest_rate = _ingest(registry, vectors, owners)
+        ingest_rate = ingest(registry, vectors, owners)
         started = time.perf_counter()
         # Background builds started during ingest run on; then index what is left, in this process.
         store.wait_for_indexing(COLLECTION)

@@ -134,6 +134,14 @@ def test_collection_reports_its_counts(enrolled: tuple[Registry, list[FaceRecord
     assert registry.count(GALLERY) == counts
 
 
+def test_collection_settings_alone_are_the_collections_settings(enrolled: tuple[Registry, list[FaceRecord]]) -> None:
+    registry, _ = enrolled
+
+    assert registry.collection_settings(GALLERY) == registry.get_collection(GALLERY).collection
+    with pytest.raises(NotFound):
+        registry.collection_settings("absent")
+
+
 # --- upserts ---------------------------------------------------------------------------------------------
 
 
@@ -156,6 +164,40 @@ def test_upserting_a_face_id_again_replaces_its_descriptor(enrolled: tuple[Regis
     assert match.face_id == "face-0000"
     assert match.distance == pytest.approx(0.0, abs=1e-5)
     assert registry.count(GALLERY).faces == 90
+
+
+def test_a_face_id_written_for_another_person_moves_the_face_and_the_counts(
+    enrolled: tuple[Registry, list[FaceRecord]],
+) -> None:
+    registry, faces = enrolled
+    # person-001's three faces go to person-000 and to a newcomer: person-001 has none left.
+    registry.upsert_faces(
+        GALLERY,
+        [
+            FaceRecord("face-0003", "person-000", faces[3].embedding, MODEL_ID),
+            FaceRecord("face-0004", "newcomer", faces[4].embedding, MODEL_ID),
+            FaceRecord("face-0005", "newcomer", faces[5].embedding, MODEL_ID),
+        ],
+    )
+
+    counts = registry.count(GALLERY)
+    assert (counts.faces, counts.people) == (90, 30)
+    listed = {p.person_id: p.face_ids for p in registry.list_people(GALLERY, page_size=1000).people}
+    assert "person-001" not in listed
+    assert listed["person-000"] == ("face-0000", "face-0001", "face-0002", "face-0003")
+    assert listed["newcomer"] == ("face-0004", "face-0005")
+
+
+def test_deleting_a_persons_last_face_removes_them_from_counts_and_listing(
+    enrolled: tuple[Registry, list[FaceRecord]],
+) -> None:
+    registry, _ = enrolled
+
+    for face_id in ("face-0003", "face-0004", "face-0005"):
+        registry.delete_face(GALLERY, face_id)
+
+    assert (registry.count(GALLERY).faces, registry.count(GALLERY).people) == (87, 29)
+    assert "person-001" not in {p.person_id for p in registry.list_people(GALLERY, page_size=1000).people}
 
 
 def _bad_faces() -> dict[str, FaceRecord]:
@@ -419,6 +461,75 @@ def test_page_tokens_walk_every_person_once_in_id_order(enrolled: tuple[Registry
     assert pages == 5
 
 
+def test_people_are_paged_in_code_point_order_whatever_their_ids(registry: Registry) -> None:
+    # Ids that share long prefixes, are prefixes of one another, and hold characters of 1 to 4 UTF-8 bytes.
+    person_ids = [
+        "a",
+        "ab",
+        "abcdef",
+        "abcdefg",
+        "abcdeg",
+        "B",
+        "person-0001",
+        "person-00010",
+        "person-0002",
+        "x" * 30 + "a",
+        "x" * 30,
+        "x" * 31,
+        "é",
+        "e\u0301",
+        "€uro",
+        "\U0001d11e clef",
+        "zz",
+    ]
+    registry.create_collection(GALLERY, MODEL_ID, DIMENSION, 0.6)
+    rng = np.random.default_rng(3)
+    registry.upsert_faces(
+        GALLERY,
+        [
+            FaceRecord(f"face-{i}", person, rng.normal(size=DIMENSION).astype(np.float32), MODEL_ID)
+            for i, person in enumerate(person_ids)
+        ],
+    )
+    listed: list[str] = []
+    token = ""
+    while True:
+        page = registry.list_people(GALLERY, page_size=3, page_token=token)
+        listed.extend(p.person_id for p in page.people)
+        token = page.next_page_token
+        if not token:
+            break
+
+    assert listed == sorted(person_ids)
+    assert registry.count(GALLERY).people == len(person_ids)
+
+
+def test_paging_people_whose_ids_share_long_prefixes_lists_each_once_in_order(registry: Registry) -> None:
+    # Few letters, one of 3 UTF-8 bytes: ids that share long prefixes, end mid-way through a key part, or
+    # are prefixes of one another, so that pages end inside groups of every depth.
+    rng = np.random.default_rng(11)
+    letters = ["a", "b", "\u20ac"]
+    person_ids = sorted({"".join(rng.choice(letters, size=rng.integers(1, 40))) for _ in range(150)})
+    registry.create_collection(GALLERY, MODEL_ID, DIMENSION, 0.6)
+    registry.upsert_faces(
+        GALLERY,
+        [
+            FaceRecord(f"face-{i}", person, rng.normal(size=DIMENSION).astype(np.float32), MODEL_ID)
+            for i, person in enumerate(person_ids)
+        ],
+    )
+    for page_size in (1, 4, 25):
+        listed: list[str] = []
+        token = ""
+        while True:
+            page = registry.list_people(GALLERY, page_size=page_size, page_token=token)
+            listed.extend(p.person_id for p in page.people)
+            token = page.next_page_token
+            if not token:
+                break
+        assert listed == person_ids, page_size
+
+
 def test_listed_people_carry_their_face_ids(enrolled: tuple[Registry, list[FaceRecord]]) -> None:
     registry, _ = enrolled
 
@@ -512,7 +623,12 @@ def test_data_survives_closing_and_reopening_the_store(
 
     reopened = Registry(open_face_store())
 
-    assert reopened.count(GALLERY).faces == 20
+    assert (reopened.count(GALLERY).faces, reopened.count(GALLERY).people) == (20, 10)
+    assert [p.person_id for p in reopened.list_people(GALLERY, page_size=3).people] == [
+        "person-000",
+        "person-001",
+        "person-002",
+    ]
     assert reopened.get_person(GALLERY, "person-003").display_name == "Kim"
     [[match]] = reopened.search(GALLERY, SearchQuery([vectors[7]], top_k=1, all_faces=True))
     assert match.face_id == "face-0007"

@@ -85,6 +85,23 @@ async def test_people_counts_and_erasure_through_grpc(stub: pb_grpc.RegistryAsyn
     assert (counts.faces, counts.people) == (8, 4)
 
 
+async def test_get_collection_counts_unless_settings_only_are_asked(stub: pb_grpc.RegistryAsyncStub) -> None:
+    await stub.CreateCollection(
+        pb.CreateCollectionRequest(name="staff", model_id=MODEL_ID, dimension=DIMENSION, default_threshold=0.6)
+    )
+    request, _ = _upsert_request(5, 2)
+    await stub.UpsertFaces(request)
+
+    full = await stub.GetCollection(pb.GetCollectionRequest(name="staff"))
+    settings = await stub.GetCollection(pb.GetCollectionRequest(name="staff", settings_only=True))
+
+    assert (full.face_count, full.person_count) == (10, 5)
+    assert (settings.face_count, settings.person_count) == (0, 0)
+    assert (settings.name, settings.model_id, settings.dimension) == ("staff", MODEL_ID, DIMENSION)
+    assert settings.default_threshold == pytest.approx(0.6)
+    assert settings.created_at == full.created_at
+
+
 async def test_domain_errors_propagate_out_of_the_servicer(stub: pb_grpc.RegistryAsyncStub) -> None:
     # Without the shared error interceptor (the lead's), an escaping domain error is answered UNKNOWN;
     # the point here is that the servicer does not swallow it.

@@ -101,6 +101,41 @@ async def test_acknowledged_upserts_survive_kill_9(data_dir: Path) -> None:
         second.stop()
 
 
+async def test_counts_and_listing_after_kill_9_match_the_acknowledged_writes(data_dir: Path) -> None:
+    first = RegistryProcess(data_dir)
+    try:
+        stub = await _serving(first)
+        await stub.CreateCollection(
+            registry_pb2.CreateCollectionRequest(name="c", model_id="m", dimension=DIM, default_threshold=0.6),
+            timeout=10,
+        )
+        await stub.UpsertFaces(registry_pb2.UpsertFacesRequest(collection="c", faces=faces(0, 200)), timeout=10)
+        # Writes that change who has faces: a face moved to another person, one deleted, one person erased.
+        moved = faces(10, 1)[0]
+        moved.person_id = "person-0"
+        await stub.UpsertFaces(registry_pb2.UpsertFacesRequest(collection="c", faces=[moved]), timeout=10)
+        await stub.DeleteFace(registry_pb2.DeleteFaceRequest(collection="c", face_id="face-11"), timeout=10)
+        await stub.DeletePerson(registry_pb2.DeletePersonRequest(collection="c", person_id="person-7"), timeout=10)
+        before = await stub.GetCollection(registry_pb2.GetCollectionRequest(name="c"), timeout=10)
+        first.kill()  # no flush, no graceful shutdown
+    finally:
+        first.stop()
+
+    second = RegistryProcess(data_dir)
+    try:
+        stub = await _serving(second)
+        after = await stub.GetCollection(registry_pb2.GetCollectionRequest(name="c"), timeout=10)
+        listed = await stub.ListPeople(registry_pb2.ListPeopleRequest(collection="c", page_size=1000), timeout=10)
+        # person-5 lost both faces (one moved, one deleted), person-7 was erased.
+        assert (before.face_count, before.person_count) == (197, 98)
+        assert (after.face_count, after.person_count) == (197, 98)
+        expected = sorted({f"person-{i // 2}" for i in range(200)} - {"person-5", "person-7"})
+        assert [p.person_id for p in listed.people] == expected
+        assert next(p for p in listed.people if p.person_id == "person-0").face_count == 3
+    finally:
+        second.stop()
+
+
 async def test_a_second_registry_cannot_open_the_same_data_folder(data_dir: Path) -> None:
     first = RegistryProcess(data_dir)
     try:

@@ -73,7 +73,9 @@ class Registry(Protocol):
     async def create_collection(
         self, request: registry_pb2.CreateCollectionRequest, deadline: Deadline
     ) -> registry_pb2.Collection: ...
-    async def get_collection(self, name: str, deadline: Deadline) -> registry_pb2.Collection: ...
+    async def get_collection(
+        self, name: str, deadline: Deadline, *, settings_only: bool = False
+    ) -> registry_pb2.Collection: ...
     async def list_collections(self, tenant: str, deadline: Deadline) -> list[registry_pb2.Collection]: ...
     async def delete_collection(self, name: str, deadline: Deadline) -> int: ...
     async def upsert_faces(self, request: registry_pb2.UpsertFacesRequest, deadline: Deadline) -> int: ...
@@ -133,8 +135,11 @@ class RegistryClient:
     ) -> registry_pb2.Collection:
         return await _call(self.name, lambda: self._stub.CreateCollection(request, timeout=deadline.remaining()))
 
-    async def get_collection(self, name: str, deadline: Deadline) -> registry_pb2.Collection:
-        request = registry_pb2.GetCollectionRequest(name=name)
+    async def get_collection(
+        self, name: str, deadline: Deadline, *, settings_only: bool = False
+    ) -> registry_pb2.Collection:
+        """The collection; with ``settings_only`` its counts are left out (0), which costs the registry nothing."""
+        request = registry_pb2.GetCollectionRequest(name=name, settings_only=settings_only)
         return await _call(self.name, lambda: self._stub.GetCollection(request, timeout=deadline.remaining()))
 
     async def list_collections(self, tenant: str, deadline: Deadline) -> list[registry_pb2.Collection]:

@@ -69,6 +69,10 @@ class Registry:
         """The collection and its counts."""
         return self._status(self._collection(name))
 
+    def collection_settings(self, name: str) -> Collection:
+        """The collection's settings alone, without counting anything (identification and enrollment)."""
+        return self._collection(name)
+
     def list_collections(self, tenant: str | None = None) -> list[CollectionStatus]:
         """Collections ordered by name, optionally only one tenant's."""
         collections = sorted(self._store.list_collections(), key=lambda c: c.name)
@@ -82,7 +86,7 @@ class Registry:
     def count(self, name: str) -> Counts:
         """Faces and distinct people in the collection."""
         self._collection(name)
-        return Counts(faces=self._store.count_faces(name), people=len(self._store.faces_per_person(name)))
+        return Counts(faces=self._store.count_faces(name), people=self._store.count_people(name))
 
     # --- faces ---------------------------------------------------------------------------------------
 
@@ -189,8 +193,8 @@ class Registry:
         size = page_size_or_default(page_size)
         after = decode_page_token(page_token)
         # Keyset paging on the person id: people added or removed meanwhile never make a listing repeat
-        # or skip anyone else.
-        person_ids = sorted(p for p in self._store.faces_per_person(name) if after is None or p > after)
+        # or skip anyone else. One id more than the page says whether another page follows.
+        person_ids = self._store.people_after(name, after, size + 1)
         page_ids = person_ids[:size]
         people = _people(self._store.faces_of(name, page_ids))
         more = len(person_ids) > size
@@ -225,8 +229,7 @@ class Registry:
 
     def _status(self, collection: Collection) -> CollectionStatus:
         counts = Counts(
-            faces=self._store.count_faces(collection.name),
-            people=len(self._store.faces_per_person(collection.name)),
+            faces=self._store.count_faces(collection.name), people=self._store.count_people(collection.name)
         )
         return CollectionStatus(collection=collection, counts=counts)
 

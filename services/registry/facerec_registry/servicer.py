@@ -18,6 +18,7 @@ from typing_extensions import override
 from facerec.registry.v1 import registry_pb2 as pb
 from facerec.registry.v1 import registry_pb2_grpc as pb_grpc
 from facerec_registry.domain import (
+    Collection,
     CollectionStatus,
     FaceRecord,
     Match,
@@ -51,6 +52,8 @@ class RegistryServicer(pb_grpc.RegistryServicer):
 
     @override
     async def GetCollection(self, request: pb.GetCollectionRequest, context: Context) -> pb.Collection:
+        if request.settings_only:
+            return settings_to_proto(await asyncio.to_thread(self._registry.collection_settings, request.name))
         return collection_to_proto(await asyncio.to_thread(self._registry.get_collection, request.name))
 
     @override
@@ -138,19 +141,24 @@ def _timestamp(moment: datetime) -> Timestamp:
     return stamp
 
 
-def collection_to_proto(status: CollectionStatus) -> pb.Collection:
-    """The proto of a collection with its counts."""
-    collection = status.collection
+def settings_to_proto(collection: Collection) -> pb.Collection:
+    """The proto of a collection's settings (counts left 0)."""
     return pb.Collection(
         name=collection.name,
         model_id=collection.model_id,
         dimension=collection.dimension,
         default_threshold=collection.default_threshold,
         tenant=collection.tenant,
-        face_count=status.counts.faces,
-        person_count=status.counts.people,
         created_at=_timestamp(collection.created_at),
     )
+
+
+def collection_to_proto(status: CollectionStatus) -> pb.Collection:
+    """The proto of a collection with its counts."""
+    proto = settings_to_proto(status.collection)
+    proto.face_count = status.counts.faces
+    proto.person_count = status.counts.people
+    return proto
 
 
 def face_from_proto(face: pb.FaceRecord) -> FaceRecord:

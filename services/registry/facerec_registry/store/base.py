@@ -143,8 +143,13 @@ class FaceStore(Protocol):
         """Deletes every face of a person; returns how many there were."""
         ...
 
-    def faces_per_person(self, name: str) -> dict[str, int]:
-        """Number of faces of every person in the collection."""
+    def count_people(self, name: str) -> int:
+        """Number of people with at least one face in the collection (cheap at any size)."""
+        ...
+
+    def people_after(self, name: str, after: str | None, limit: int) -> list[str]:
+        """Up to ``limit`` ids of people with a face, greater than ``after`` (from the first when ``None``),
+        ascending: keyset paging that never scans every person."""
         ...
 
     def faces_of(self, name: str, person_ids: Sequence[str]) -> list[FaceSummary]:
@@ -152,7 +157,7 @@ class FaceStore(Protocol):
         ...
 
     def count_faces(self, name: str) -> int:
-        """Number of faces in the collection."""
+        """Number of faces in the collection (cheap at any size)."""
         ...
 
     def close(self) -> None:

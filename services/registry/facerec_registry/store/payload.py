@@ -20,6 +20,7 @@ from facerec_registry.domain import PersonAttributes
 from facerec_registry.store.base import FaceSummary, ScoredFace, StoredFace
 
 FACE_NAMESPACE = uuid.UUID("6f1d3c52-7f0e-4a5e-9a41-2b8f3f6c9d10")
+PERSON_NAMESPACE = uuid.UUID("0b7e4a39-4c1d-5f60-8d2e-9a3c7b1e5f42")
 
 PERSON_ID = "person_id"
 FACE_ID = "face_id"
@@ -31,9 +32,37 @@ PERSON_METADATA = "person_metadata"
 KEYWORD_INDEXES = (PERSON_ID, METADATA_PAIRS)
 
 
+# A person's marker point (the server store's people directory) holds the person id, and the id's UTF-8
+# bytes as integers of PERSON_KEY_BYTES bytes each, in fields "person_key_0", "person_key_1", ... Qdrant has
+# no order or range on keywords, but it has integer ranges: comparing these integers one after the other
+# compares the ids (UTF-8 byte order is code point order, Python's string order; person ids hold no control
+# character, so the zero padding of the last integer sorts before any real byte). Six bytes: Qdrant's range
+# bounds are float64, exact for integers below 2**53.
+PERSON_KEY_BYTES = 6
+PERSON_KEY_PREFIX = "person_key_"
+
+
 def point_id(face_id: str) -> str:
     """The deterministic point id of a face."""
     return str(uuid.uuid5(FACE_NAMESPACE, face_id))
+
+
+def person_point_id(person_id: str) -> str:
+    """The deterministic point id of a person's marker."""
+    return str(uuid.uuid5(PERSON_NAMESPACE, person_id))
+
+
+def person_key(person_id: str) -> list[int]:
+    """The person id's order key: its UTF-8 bytes, ``PERSON_KEY_BYTES`` to an integer, the last zero-padded."""
+    raw = person_id.encode("utf-8")
+    step = PERSON_KEY_BYTES
+    return [int.from_bytes(raw[i : i + step].ljust(step, b"\0"), "big") for i in range(0, len(raw), step)]
+
+
+def person_marker_payload(person_id: str) -> dict[str, Any]:
+    """The payload of a person's marker point: the id and its order key."""
+    key = {f"{PERSON_KEY_PREFIX}{i}": part for i, part in enumerate(person_key(person_id))}
+    return {PERSON_ID: person_id, **key}
 
 
 def metadata_pair(key: str, value: str) -> str:

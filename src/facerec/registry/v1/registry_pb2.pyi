@@ -48,7 +48,7 @@ class Collection(_message.Message):
     tenant: _builtins.str
     """Owner of the collection (the gateway's tenant id); empty for none."""
     face_count: _builtins.int
-    """Faces and people stored now."""
+    """Faces and people stored now (0 when the request asked for settings only)."""
     person_count: _builtins.int
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
@@ -108,15 +108,19 @@ class GetCollectionRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
+    SETTINGS_ONLY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    settings_only: _builtins.bool
+    """When true, only the collection's settings: `face_count` and `person_count` are 0, not counted."""
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
+        settings_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "settings_only", b"settings_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

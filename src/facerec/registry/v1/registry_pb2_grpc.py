@@ -108,7 +108,8 @@ class RegistryServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetCollection(self, request, context):
-        """NOT_FOUND when absent.
+        """NOT_FOUND when absent. With `settings_only`, the counts are left out (0): what identification and
+        enrollment need, at no cost however large the collection.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -42,7 +42,9 @@ class RegistryStub:
     identical settings returns the existing collection).
     """
     GetCollection: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetCollectionRequest, _registry_pb2.Collection]
-    """NOT_FOUND when absent."""
+    """NOT_FOUND when absent. With `settings_only`, the counts are left out (0): what identification and
+    enrollment need, at no cost however large the collection.
+    """
     ListCollections: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ListCollectionsRequest, _registry_pb2.ListCollectionsResponse]
     """Collections, ordered by name; optionally only those of one tenant."""
     DeleteCollection: _grpc.UnaryUnaryMultiCallable[_registry_pb2.DeleteCollectionRequest, _registry_pb2.DeleteCollectionResponse]
@@ -74,7 +76,9 @@ class RegistryAsyncStub(RegistryStub):
     identical settings returns the existing collection).
     """
     GetCollection: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetCollectionRequest, _registry_pb2.Collection]  # type: ignore[assignment]
-    """NOT_FOUND when absent."""
+    """NOT_FOUND when absent. With `settings_only`, the counts are left out (0): what identification and
+    enrollment need, at no cost however large the collection.
+    """
     ListCollections: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListCollectionsRequest, _registry_pb2.ListCollectionsResponse]  # type: ignore[assignment]
     """Collections, ordered by name; optionally only those of one tenant."""
     DeleteCollection: _aio.UnaryUnaryMultiCallable[_registry_pb2.DeleteCollectionRequest, _registry_pb2.DeleteCollectionResponse]  # type: ignore[assignment]
@@ -115,7 +119,9 @@ class RegistryServicer(metaclass=_abc_1.ABCMeta):
         request: _registry_pb2.GetCollectionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.Collection, _abc.Awaitable[_registry_pb2.Collection]]:
-        """NOT_FOUND when absent."""
+        """NOT_FOUND when absent. With `settings_only`, the counts are left out (0): what identification and
+        enrollment need, at no cost however large the collection.
+        """
 
     @_abc_1.abstractmethod
     def ListCollections(
