@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime
 
 from facerec.cli import output
-from facerec.sdk import convert
+from facerec.cli.importer import ImportReport, SkippedFile
+from facerec.sdk import Unavailable, convert
 from facerec.sdk.types import Collection
 from facerec.v1 import face_pb2, facerec_pb2
 from tests.sdk.gateway_double import face_message
@@ -71,3 +73,38 @@ def test_human_identify_names_the_match_and_the_nearest_of_an_unknown_face():
 def test_table_pads_columns_and_right_aligns_numbers():
     text = output.table(["person", "faces"], [["alice", 3], ["bob", 12]])
     assert text.splitlines() == ["person  faces", "alice       3", "bob        12"]
+
+
+def test_the_progress_line_shows_the_rate_and_the_time_left() -> None:
+    now = [100.0]
+    stream = io.StringIO()
+    progress = output.Progress(600, "import", stream, unit="photos", clock=lambda: now[0])
+    now[0] += 10.0
+    progress.advance(120, "person-07")
+    assert stream.getvalue().splitlines()[-1].endswith("120/600 photos, 12.0 photos/s, ETA 0:40 person-07")
+    now[0] += 50.0
+    progress.advance(480)
+    assert stream.getvalue().splitlines()[-1].endswith("600/600 photos, 10.0 photos/s, ETA 0:00")
+
+
+def test_the_summary_of_a_broken_import_says_what_was_written_and_how_to_finish() -> None:
+    report = ImportReport(
+        directory="photos",
+        collection="staff",
+        created=False,
+        skipped_files=[SkippedFile("notes.txt", "not in a person's folder")],
+        already_complete=["ann"],
+        sent=["bob", "cid", "dan"],
+        photos_sent=9,
+        elapsed_s=3.0,
+        error=Unavailable("gateway is unavailable"),
+        unconfirmed=["bob", "cid", "dan"],
+        people_written={"bob": 3, "cid": 2},
+    )
+    text = output.render_import(report)
+    assert text.splitlines()[0].startswith("import into staff: 3 people, 9 photo(s) sent in 3.0 s, 3.0 photos/s")
+    assert "1 people already complete, not sent again" in text and "1 file(s) skipped" in text
+    assert "of the 3 people of the broken stream, 2 are in staff (5 face(s)); run the same command again" in text
+    document = output.import_json(report)
+    assert document["complete"] is False and document["error"]["code"] == "UNAVAILABLE"
+    assert document["skipped_files"] == [{"path": "notes.txt", "reason": "not in a person's folder"}]

@@ -55,12 +55,16 @@ class RecordingGateway(facerec_pb2_grpc.FaceRecognitionServicer):
         self.requests: dict[str, list[object]] = defaultdict(list)
         self.attempts: dict[str, int] = defaultdict(int)
         self.failures: dict[str, list[grpc.StatusCode]] = defaultdict(list)
+        self.time_remaining: dict[str, list[float | None]] = defaultdict(list)  # each call's deadline, as received
+        self.collections = {"default", "staff"}
+        self.bulk_breaks_on: str | None = None  # the person whose BulkEnroll request breaks the stream (UNAVAILABLE)
         self._lock = threading.Lock()
 
     def _record(self, method: str, request: object, context: grpc.ServicerContext) -> None:
         with self._lock:
             self.metadata.append({key: str(value) for key, value in context.invocation_metadata()})
             self.attempts[method] += 1
+            self.time_remaining[method].append(context.time_remaining())
             self.requests[method].append(request)
             failure = self.failures[method].pop(0) if self.failures[method] else None
         if failure is not None:
@@ -108,6 +112,8 @@ class RecordingGateway(facerec_pb2_grpc.FaceRecognitionServicer):
         people = set()
         for index, request in enumerate(request_iterator):
             self._record("BulkEnroll", request, context)
+            if request.person_id == self.bulk_breaks_on:
+                context.abort(grpc.StatusCode.UNAVAILABLE, "the stream broke")
             summary.requests += 1
             summary.photos += len(request.photos)
             for photo_index, photo in enumerate(request.photos):
@@ -121,6 +127,17 @@ class RecordingGateway(facerec_pb2_grpc.FaceRecognitionServicer):
                     people.add(request.person_id)
         summary.people_enrolled = len(people)
         return summary
+
+    def GetCollection(self, request: facerec_pb2.GetCollectionRequest, context: grpc.ServicerContext):
+        self._record("GetCollection", request, context)
+        if request.name not in self.collections:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"collection {request.name!r} does not exist")
+        return facerec_pb2.Collection(name=request.name, person_count=len(PEOPLE), face_count=len(PEOPLE))
+
+    def CreateCollection(self, request: facerec_pb2.CreateCollectionRequest, context: grpc.ServicerContext):
+        self._record("CreateCollection", request, context)
+        self.collections.add(request.name)
+        return facerec_pb2.Collection(name=request.name)
 
     def ListPeople(self, request: facerec_pb2.ListPeopleRequest, context: grpc.ServicerContext):
         self._record("ListPeople", request, context)

@@ -196,3 +196,29 @@ async def test_async_iter_people_follows_page_tokens(gateway_server: GatewayServ
     async with AsyncClient(gateway_server.address) as client:
         people = [p async for p in client.iter_people(page_size=4)]
     assert [p.person_id for p in people] == PEOPLE
+
+
+def test_the_default_timeout_bounds_unary_calls_but_never_a_stream(gateway_server: GatewayServer, samples_dir: Path):
+    # A stream's length is the caller's (an import of hours, a camera feed); only an explicit timeout bounds it.
+    with Client(gateway_server.address, timeout=5) as client:
+        client.bulk_enroll([("obama", samples_dir / "obama.jpg")])
+        list(client.identify_stream([samples_dir / "obama.jpg"]))
+        client.identify(samples_dir / "obama.jpg")
+        client.bulk_enroll([("obama", samples_dir / "obama.jpg")], timeout=7)
+    no_deadline = 86400  # the threaded server reports "no deadline" as a huge number of seconds
+    bulk, bulk_with_timeout = gateway_server.gateway.time_remaining["BulkEnroll"]
+    (stream,) = gateway_server.gateway.time_remaining["IdentifyStream"]
+    (unary,) = gateway_server.gateway.time_remaining["Identify"]
+    assert bulk is None or bulk > no_deadline
+    assert stream is None or stream > no_deadline
+    assert unary is not None and unary <= 5.5
+    assert bulk_with_timeout is not None and bulk_with_timeout <= 7.5
+
+
+async def test_async_streams_have_no_deadline_unless_given(gateway_server: GatewayServer, samples_dir: Path):
+    async with AsyncClient(gateway_server.address, timeout=5) as client:
+        await client.bulk_enroll([("obama", samples_dir / "obama.jpg")])
+        [r async for r in client.identify_stream([samples_dir / "obama.jpg"])]
+    (bulk,) = gateway_server.gateway.time_remaining["BulkEnroll"]
+    (stream,) = gateway_server.gateway.time_remaining["IdentifyStream"]
+    assert (bulk is None or bulk > 86400) and (stream is None or stream > 86400)

@@ -19,6 +19,11 @@ from facerec_gateway.settings import GatewaySettings
 log = logging.getLogger(__name__)
 
 
+def quality_policy(settings: GatewaySettings) -> QualityPolicy:
+    """The enrollment gates the settings ask for (also what a benchmark expects the gateway to accept)."""
+    return QualityPolicy(settings.min_face_size_px, settings.min_sharpness, settings.min_frontality)
+
+
 class GatewayApp:
     """Serves facerec.v1.FaceRecognition (the public API); healthy while the embedder and registry are."""
 
@@ -37,8 +42,8 @@ class GatewayApp:
             RecognitionPolicy(
                 default_threshold=settings.default_threshold,
                 default_collection=settings.default_collection,
-                quality=QualityPolicy(settings.min_face_size_px, settings.min_sharpness, settings.min_frontality),
-                frame_timeout_s=settings.downstream_timeout_s,
+                quality=quality_policy(settings),
+                stream_message_timeout_s=settings.stream_message_timeout_s,
             ),
         )
 

@@ -31,16 +31,27 @@ log = logging.getLogger(__name__)
 
 _COLLECTION_CACHE_S = 5.0
 _PIPELINE_DEPTH = 8
+# Photos of a bulk enrollment being enrolled at once: enough to keep the embedder's detection threads and its
+# batches full, few enough that a person's own deadline is not spent queued behind many others' photos.
+_BULK_PHOTOS_IN_FLIGHT = 16
 
 
 @dataclass(frozen=True)
 class RecognitionPolicy:
-    """Defaults and limits of the gateway's decisions."""
+    """Defaults and limits of the gateway's decisions.
+
+    ``stream_message_timeout_s`` bounds the work of each message of a stream (one person of a bulk enrollment,
+    one frame): streams have no deadline of their own unless the client set one, which then bounds every message.
+    """
 
     default_threshold: float
     default_collection: str
     quality: QualityPolicy
-    frame_timeout_s: float
+    stream_message_timeout_s: float
+
+    def message_deadline(self, call_deadline: Deadline) -> Deadline:
+        """The deadline of one stream message whose work starts now: the one rule of both streams."""
+        return call_deadline.for_message(self.stream_message_timeout_s)
 
 
 @dataclass
@@ -125,20 +136,24 @@ class FaceRecognition:
     async def _collection(
         self, tenant: Tenant, name: str, deadline: Deadline, *, create_default: bool
     ) -> registry_pb2.Collection:
-        """The registry collection behind a tenant's collection name; the default one is created on first use."""
+        """The registry collection behind a tenant's collection name; the default one is created on first use.
+
+        Only its settings (model, dimension, threshold): identification and enrollment never wait for the
+        registry to count faces and people.
+        """
         name = self._authorize(tenant, name)
         registry_name = registry_collection_name(tenant, name)
         cached = self._collections.get(registry_name)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
         try:
-            collection = await self.registry.get_collection(registry_name, deadline)
+            collection = await self.registry.get_collection(registry_name, deadline, settings_only=True)
         except errors.NotFound:
             if not (create_default and name == self.policy.default_collection):
                 raise errors.NotFound(f"collection {name!r} does not exist") from None
             request = facerec_pb2.CreateCollectionRequest(name=name)
             await self.create_collection(tenant, request, deadline)
-            collection = await self.registry.get_collection(registry_name, deadline)
+            collection = await self.registry.get_collection(registry_name, deadline, settings_only=True)
         model = await self.model(deadline)
         if collection.model_id != model.model_id:
             raise ModelMismatch(
@@ -187,7 +202,8 @@ class FaceRecognition:
         rejected = [o.result for o in outcomes if o.record is None]
         if rejected and atomic:
             raise _rejection_error(rejected)
-        records = [o.record for o in outcomes if o.record is not None]
+        # Copies of one photo are one face (the same id): stored once, each copy reported enrolled under that id.
+        records = list({o.record.face_id: o.record for o in outcomes if o.record is not None}.values())
         if records:
             await self.registry.upsert_faces(
                 registry_pb2.UpsertFacesRequest(collection=collection.name, faces=records), deadline
@@ -255,24 +271,38 @@ class FaceRecognition:
         return _public_person(found, self._named(request.collection))
 
     async def bulk_enroll(
-        self, tenant: Tenant, requests: AsyncIterable[facerec_pb2.EnrollRequest], deadline: Deadline
+        self, tenant: Tenant, requests: AsyncIterable[facerec_pb2.EnrollRequest], call_deadline: Deadline
     ) -> facerec_pb2.BulkEnrollResponse:
-        """Enroll a stream of people, several at a time; rejected photos and refused requests are reported."""
+        """Enroll a stream of people, several at a time; rejected photos and refused requests are reported.
+
+        Each request gets its own deadline when its work starts (:meth:`RecognitionPolicy.message_deadline`);
+        a request that runs out of it is reported as refused and the stream goes on. The stream itself ends
+        with DEADLINE_EXCEEDED only when the call's own deadline passes.
+        """
         summary = facerec_pb2.BulkEnrollResponse()
         people: set[str] = set()
-        slots = asyncio.Semaphore(_PIPELINE_DEPTH)
+        slots = _PhotoSlots(_BULK_PHOTOS_IN_FLIGHT)
         tasks: list[asyncio.Task[None]] = []
 
-        async def enroll_one(index: int, request: facerec_pb2.EnrollRequest) -> None:
+        def refuse(index: int, request: facerec_pb2.EnrollRequest, message: str) -> None:
+            summary.rejected.append(
+                facerec_pb2.BulkRejection(person_id=request.person_id, request_index=index, error=message)
+            )
+
+        async def enroll_one(index: int, request: facerec_pb2.EnrollRequest, taken: int) -> None:
             try:
+                deadline = self.policy.message_deadline(call_deadline)
                 response = await self.enroll(tenant, request, deadline, atomic=False)
             except errors.InvalidArgument as error:  # this request is wrong; the others may be right
-                summary.rejected.append(
-                    facerec_pb2.BulkRejection(person_id=request.person_id, request_index=index, error=error.message)
-                )
+                refuse(index, request, error.message)
+                return
+            except errors.DeadlineExceeded as error:
+                if call_deadline.expired():
+                    raise
+                refuse(index, request, f"{error.message} (each request: {self.policy.stream_message_timeout_s:g} s)")
                 return
             finally:
-                slots.release()
+                await slots.release(taken)
             summary.faces_enrolled += response.faces_enrolled
             if response.faces_enrolled:
                 people.add(request.person_id)
@@ -284,10 +314,10 @@ class FaceRecognition:
 
         try:
             async for request in requests:
-                await slots.acquire()
+                taken = await slots.acquire(len(request.photos))
                 summary.requests += 1
                 summary.photos += len(request.photos)
-                tasks.append(asyncio.create_task(enroll_one(summary.requests - 1, request)))
+                tasks.append(asyncio.create_task(enroll_one(summary.requests - 1, request, taken)))
                 _raise_first_failure(tasks)
             await asyncio.gather(*tasks)
         except BaseException:
@@ -349,9 +379,7 @@ class FaceRecognition:
         async def read() -> None:
             try:
                 async for request in requests:
-                    frame_deadline = Deadline(
-                        min(call_deadline.expires_at, Deadline.after(self.policy.frame_timeout_s).expires_at)
-                    )
+                    frame_deadline = self.policy.message_deadline(call_deadline)
                     await in_flight.put(asyncio.create_task(self.identify(tenant, request, frame_deadline)))
             finally:
                 await in_flight.put(None)
@@ -519,6 +547,29 @@ def _rejection_error(rejected: Sequence[facerec_pb2.PhotoResult]) -> EnrollmentR
             )
             parts.append(f"{label}: {rejection.message}")
     return EnrollmentRejected("nothing enrolled; " + "; ".join(parts), [failure])
+
+
+class _PhotoSlots:
+    """A budget of photos in flight: a request takes as many slots as it has photos (at most the whole budget,
+    so a person with more photos than the budget waits for an empty pipeline instead of forever)."""
+
+    def __init__(self, photos: int) -> None:
+        self._capacity = photos
+        self._free = photos
+        self._changed = asyncio.Condition()
+
+    async def acquire(self, photos: int) -> int:
+        """Waits until ``photos`` slots are free, takes them and returns how many were taken."""
+        taken = max(1, min(photos, self._capacity))
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._free >= taken)
+            self._free -= taken
+        return taken
+
+    async def release(self, taken: int) -> None:
+        async with self._changed:
+            self._free += taken
+            self._changed.notify_all()
 
 
 def _raise_first_failure(tasks: Sequence[asyncio.Task[None]]) -> None:

@@ -1,4 +1,8 @@
-"""The public gRPC API: authenticate, take the call's deadline, call the domain. Nothing else."""
+"""The public gRPC API: authenticate, take the call's deadline, call the domain. Nothing else.
+
+A unary call without a deadline gets the gateway's downstream timeout; a stream without one has none (it lives
+as long as the client keeps it) and the domain bounds each of its messages instead.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +28,10 @@ class FaceRecognitionServicer(facerec_pb2_grpc.FaceRecognitionServicer):
     def _caller(self, context: Context) -> tuple[Tenant, Deadline]:
         tenant = self.keys.authenticate(context.invocation_metadata() or ())
         return tenant, Deadline.of_call(context, self.default_timeout_s)
+
+    def _stream_caller(self, context: Context) -> tuple[Tenant, Deadline]:
+        tenant = self.keys.authenticate(context.invocation_metadata() or ())
+        return tenant, Deadline.of_stream(context)
 
     async def CreateCollection(
         self, request: facerec_pb2.CreateCollectionRequest, context: Context
@@ -57,7 +65,7 @@ class FaceRecognitionServicer(facerec_pb2_grpc.FaceRecognitionServicer):
     async def BulkEnroll(
         self, request_iterator: AsyncIterator[facerec_pb2.EnrollRequest], context: Context
     ) -> facerec_pb2.BulkEnrollResponse:
-        tenant, deadline = self._caller(context)
+        tenant, deadline = self._stream_caller(context)
         return await self.service.bulk_enroll(tenant, request_iterator, deadline)
 
     async def Identify(self, request: facerec_pb2.IdentifyRequest, context: Context) -> facerec_pb2.IdentifyResponse:
@@ -67,7 +75,7 @@ class FaceRecognitionServicer(facerec_pb2_grpc.FaceRecognitionServicer):
     async def IdentifyStream(
         self, request_iterator: AsyncIterator[facerec_pb2.IdentifyRequest], context: Context
     ) -> AsyncIterator[facerec_pb2.IdentifyResponse]:
-        tenant, deadline = self._caller(context)
+        tenant, deadline = self._stream_caller(context)
         async for response in self.service.identify_stream(tenant, request_iterator, deadline):
             yield response
 

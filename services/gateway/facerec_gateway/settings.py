@@ -32,8 +32,18 @@ class GatewaySettings(ServiceSettings):
     downstream_timeout_s: float = Field(
         30.0, gt=0, description="Deadline of a downstream call when the caller set none."
     )
-    min_face_size_px: float = Field(40.0, ge=0, description="Enrollment: smallest acceptable face (box side).")
-    min_sharpness: float = Field(
-        40.0, ge=0, description="Enrollment: least acceptable chip sharpness (variance of the Laplacian)."
+    stream_message_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="Streams (BulkEnroll, IdentifyStream): deadline of each message's work (one person's "
+        "enrollment, one frame), within the call's own deadline if the client set one; the stream itself has none.",
     )
-    min_frontality: float = Field(0.5, ge=0, le=1, description="Enrollment: least acceptable frontality.")
+    # Enrollment minimums, chosen from benchmarks/quality_gates.py on ../shared/faces (see docs): each measure is
+    # defined in facerec_embedder.quality.
+    min_face_size_px: float = Field(
+        20.0, ge=0, description="Enrollment: smallest acceptable face (side of the chip's face square, photo px)."
+    )
+    min_sharpness: float = Field(
+        0.6, ge=0, description="Enrollment: least acceptable sharpness (detail at the face's native resolution)."
+    )
+    min_frontality: float = Field(0.3, ge=0, le=1, description="Enrollment: least acceptable frontality.")

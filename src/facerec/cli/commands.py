@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from facerec.cli import exit_codes, output
-from facerec.cli.importer import enrollments, scan
+from facerec.cli.importer import ImportReport, ensure_collection, run_import, scan
 from facerec.sdk import Client, FaceSelection, FailedPrecondition
 
 
@@ -141,16 +141,29 @@ def collections_delete(client: Client, args: argparse.Namespace) -> int:
 
 
 def import_folder(client: Client, args: argparse.Namespace) -> int:
-    """``facerec import DIR``: streams every ``DIR/<person>/`` folder through one bulk enrollment."""
-    people = scan(Path(args.dir))
-    progress = output.Progress(len(people), "import")
-    try:
-        result = client.bulk_enroll(
-            enrollments(people, progress),
-            collection=args.collection,
-            face_selection=FaceSelection.LARGEST if args.largest else FaceSelection.SINGLE,
-        )
-    finally:
-        progress.finish()
-    _emit(args, output.to_json(result), output.render_bulk(result))
-    return exit_codes.REJECTED if args.strict and result.rejected else exit_codes.OK
+    """``facerec import DIR``: enrolls every ``DIR/<person>/`` folder not yet complete (BulkEnroll streams).
+
+    Every skipped file is named on stderr; the summary is printed even when a stream breaks (then the exit code
+    is the error's).
+    """
+    folder = scan(Path(args.dir))
+    for skipped in folder.skipped:
+        print(f"facerec: skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
+    if not folder.people:
+        message = f"no photos to import in {args.dir} (DIR/<person>/<photo>); {len(folder.skipped)} file(s) skipped"
+        if args.json:
+            output.print_json(
+                {"error": {"code": "NO_PHOTOS", "message": message}, "skipped_files": output.to_json(folder.skipped)}
+            )
+        print(f"facerec: {message}", file=sys.stderr)
+        return exit_codes.USAGE
+    created = ensure_collection(client, args.collection, create=args.create)
+    report = ImportReport(directory=args.dir, collection=args.collection, created=created, skipped_files=folder.skipped)
+    selection = FaceSelection.LARGEST if args.largest else FaceSelection.SINGLE
+    run_import(client, folder, report, face_selection=selection, resend=args.resend)
+    _emit(args, output.import_json(report), output.render_import(report))
+    if report.error is not None:
+        print(f"facerec: {report.error}", file=sys.stderr)
+        return exit_codes.exit_code_for(report.error)
+    rejected = report.result is not None and bool(report.result.rejected)
+    return exit_codes.REJECTED if args.strict and (rejected or folder.skipped) else exit_codes.OK

@@ -20,6 +20,7 @@ import grpc
 
 from facerec.cli import commands, exit_codes, output, stack
 from facerec.cli.health import DEFAULT_HEALTH_TIMEOUT_S, check_health, health_exit_code, rpc_error_exit_code
+from facerec.photo_formats import ACCEPTED_NAMES
 from facerec.sdk import Client, FacerecError, ImageInputError
 from facerec.sdk.channel import DEFAULT_ADDRESS, DEFAULT_TIMEOUT_S
 
@@ -151,9 +152,9 @@ def _command(
     return parser
 
 
-def _collection_flag(parser: argparse.ArgumentParser) -> None:
+def _collection_flag(parser: argparse.ArgumentParser, help_text: str = "created on first use") -> None:
     parser.add_argument(
-        "--collection", default="default", metavar="NAME", help="collection (default %(default)s; created on first use)"
+        "--collection", default="default", metavar="NAME", help=f"collection (default %(default)s; {help_text})"
     )
 
 
@@ -238,14 +239,43 @@ def _add_collection_commands(subparsers: Subparsers) -> None:
         parser.add_argument("name", metavar="NAME")
 
 
+IMPORT_EPILOG = f"""Photos are recognised by their content, not their names (files without an extension are fine):
+{ACCEPTED_NAMES}.
+Every other file is skipped and named on stderr (and in --json's skipped_files); hidden files and folders
+are ignored.
+
+The collection must exist (exit 3 before anything is sent) unless --create is given; the default collection
+is created on first use.
+
+Running the same import again finishes an interrupted one: a person is skipped when the collection already
+holds at least as many faces of theirs as their folder has distinct photos (copies of a photo count once):
+an earlier run enrolled every one. Anyone else is sent again in full, which stores nothing twice (a face's
+id is derived from the collection, the person, the photo's content and the face). People with a rejected
+photo are therefore sent again each time; --resend sends everyone.
+
+People are sent in BulkEnroll streams of about 32 photos, two at a time; progress, rate and ETA count the
+photos the gateway has answered for. Streams have no deadline (--timeout bounds each of the other calls;
+the gateway bounds each person's enrollment). The summary is printed even when a stream breaks: then no
+new stream is started, the summary says which of that stream's people the collection holds, and the exit
+code is the error's."""
+
+
 def _add_import_command(subparsers: Subparsers) -> None:
     importer = _command(
         subparsers, "import", "enroll every DIR/<person>/ folder (person id = folder name)", commands.import_folder
     )
+    importer.epilog = IMPORT_EPILOG
+    importer.formatter_class = argparse.RawDescriptionHelpFormatter
     importer.add_argument("dir", metavar="DIR")
     importer.add_argument("--largest", action="store_true", help="take each photo's largest face")
-    importer.add_argument("--strict", action="store_true", help="exit 4 when any photo was rejected")
-    _collection_flag(importer)
+    importer.add_argument(
+        "--strict", action="store_true", help="exit 4 when any photo was rejected or any file skipped"
+    )
+    importer.add_argument("--create", action="store_true", help="create the collection when it does not exist")
+    importer.add_argument(
+        "--resend", action="store_true", help="send every person, also those the collection already holds in full"
+    )
+    _collection_flag(importer, "must exist unless --create; default is created on first use")
 
 
 def _add_health_command(subparsers: Subparsers) -> None:

@@ -6,9 +6,10 @@ import dataclasses
 import enum
 import json
 import sys
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from facerec.sdk import (
     BoundingBox,
@@ -26,6 +27,9 @@ from facerec.sdk import (
     Point,
     VerifyResult,
 )
+
+if TYPE_CHECKING:
+    from facerec.cli.importer import ImportReport
 
 # ---------------------------------------------------------------------------------------------- JSON
 
@@ -190,14 +194,81 @@ def render_bulk(result: BulkEnrollResult) -> str:
         f"{result.requests} people sent, {result.photos} photo(s): {result.faces_enrolled} face(s) enrolled, "
         f"{result.people_enrolled} people enrolled, {len(result.rejected)} rejected"
     )
-    if not result.rejected:
-        return head
+    return head + "\n" + _rejected_table(result) if result.rejected else head
+
+
+def _rejected_table(result: BulkEnrollResult) -> str:
     rows = []
     for rejected in result.rejected:
         photo = rejected.photo
         reasons = rejected.error or "; ".join(r.message or r.reason.value for r in (photo.rejections if photo else ()))
         rows.append([rejected.person_id, photo.photo_name if photo else "(request)", reasons])
-    return head + "\n" + table(["person", "photo", "reasons"], rows)
+    return table(["person", "photo", "reasons"], rows)
+
+
+def import_json(report: ImportReport) -> dict[str, Any]:
+    """The JSON document of an import: the gateway's summaries (of the streams that ended) and what the CLI
+    knows; after a broken stream, ``error``, its people (``unconfirmed``) and which of them are written."""
+    document: dict[str, Any] = {
+        "directory": report.directory,
+        "collection": report.collection,
+        "collection_created": report.created,
+        "complete": report.complete,
+        "people_sent": len(report.sent),
+        "photos_sent": report.photos_sent,
+        "elapsed_s": round(report.elapsed_s, 3),
+        "photos_per_s": round(report.photos_sent / report.elapsed_s, 3) if report.elapsed_s > 0 else None,
+        "already_complete": report.already_complete,
+        "skipped_files": to_json(report.skipped_files),
+    }
+    document.update(to_json(report.result))
+    if report.error is not None:
+        document["error"] = _error_body(report.error)
+        document["unconfirmed"] = report.unconfirmed
+        document["people_written"] = report.people_written
+        if report.lookup_error:
+            document["lookup_error"] = report.lookup_error
+    return document
+
+
+def _error_body(error: BaseException) -> dict[str, Any]:
+    if isinstance(error, FacerecError):
+        body: dict[str, Any] = error_json(error)["error"]
+        return body
+    return {"code": type(error).__name__, "message": str(error)}
+
+
+def render_import(report: ImportReport) -> str:
+    """The summary of an import: what was sent and enrolled, who was already complete, what was left out."""
+    rate = f", {report.photos_sent / report.elapsed_s:.1f} photos/s" if report.photos_sent and report.elapsed_s else ""
+    created = " (created)" if report.created else ""
+    head = (
+        f"import into {report.collection}{created}: {len(report.sent)} people, {report.photos_sent} photo(s) sent "
+        f"in {report.elapsed_s:.1f} s{rate}"
+    )
+    result = report.result
+    head += (
+        f": {result.faces_enrolled} face(s) enrolled, {result.people_enrolled} people enrolled, "
+        f"{len(result.rejected)} rejected"
+    )
+    lines = [head]
+    if report.already_complete:
+        lines.append(f"{len(report.already_complete)} people already complete, not sent again")
+    if report.skipped_files:
+        lines.append(f"{len(report.skipped_files)} file(s) skipped (named on stderr)")
+    if result.rejected:
+        lines.append(_rejected_table(result))
+    if report.error is not None:
+        lines.append(f"the import stopped: {report.error}")
+        if report.people_written is not None:
+            written = sum(report.people_written.values())
+            lines.append(
+                f"of the {len(report.unconfirmed)} people of the broken stream, {len(report.people_written)} are in "
+                f"{report.collection} ({written} face(s)); run the same command again to finish"
+            )
+        else:
+            lines.append(f"could not check what was written: {report.lookup_error}")
+    return "\n".join(lines)
 
 
 def render_person(person: Person) -> str:
@@ -246,23 +317,36 @@ def render_collection(collection: Collection) -> str:
 
 
 class Progress:
-    """A plain-text progress line on stderr: rewritten in place on a terminal, else a line every 10 %."""
+    """A plain-text progress line on stderr with the rate and the time left: rewritten in place on a terminal,
+    else one line every 10 %."""
 
-    def __init__(self, total: int, label: str, stream: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        total: int,
+        label: str,
+        stream: TextIO | None = None,
+        *,
+        unit: str = "",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.total = total
         self.label = label
+        self.unit = unit
         self.done = 0
         self._stream = stream or sys.stderr
         self._tty = self._stream.isatty()
         self._last_decile = -1
+        self._clock = clock
+        self._started = clock()
 
-    def advance(self, note: str = "") -> None:
-        """Counts one more item done and redraws."""
-        self.done += 1
+    def advance(self, count: int = 1, note: str = "") -> None:
+        """Counts ``count`` more items done and redraws."""
+        self.done += count
         fraction = self.done / self.total if self.total else 1.0
         width = 30
         bar = "#" * int(fraction * width)
-        text = f"{self.label} [{bar:<{width}}] {self.done}/{self.total} {note}".rstrip()
+        unit = f" {self.unit}" if self.unit else ""
+        text = f"{self.label} [{bar:<{width}}] {self.done}/{self.total}{unit}{self._pace()} {note}".rstrip()
         if self._tty:
             self._stream.write("\r\x1b[K" + text)
             self._stream.flush()
@@ -270,8 +354,27 @@ class Progress:
             self._last_decile = int(fraction * 10)
             print(text, file=self._stream)
 
+    def rate(self) -> float | None:
+        """Items per second so far (None before any time has passed)."""
+        elapsed = self._clock() - self._started
+        return self.done / elapsed if elapsed > 0 and self.done else None
+
+    def _pace(self) -> str:
+        rate = self.rate()
+        if rate is None:
+            return ""
+        left = max(self.total - self.done, 0) / rate
+        return f", {rate:.1f} {self.unit or 'items'}/s, ETA {_duration(left)}"
+
     def finish(self) -> None:
         """Ends the progress line."""
         if self._tty:
             self._stream.write("\n")
             self._stream.flush()
+
+
+def _duration(seconds: float) -> str:
+    """``m:ss`` (or ``h:mm:ss``)."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

@@ -139,7 +139,8 @@ class Client:
         """Streams many enrollments (:class:`Enrollment` or ``(person_id, photos)``) and returns the summary.
 
         Photos are read lazily, one person at a time, as the stream is sent. Rejected photos do not stop the
-        stream; they are listed in the result.
+        stream; they are listed in the result. The stream has no deadline unless ``timeout`` is given (the
+        client's default timeout is for unary calls): the gateway gives each person's enrollment its own.
         """
         requests = messages.RequestStream(
             messages.bulk_enroll_requests(enrollments, collection=collection, face_selection=face_selection)
@@ -179,7 +180,8 @@ class Client:
     ) -> Iterator[IdentifyResult]:
         """Identifies a stream of frames; yields one result per frame, in order.
 
-        Frames without an id (plain images) are numbered from ``"0"``; results carry the frame's id.
+        Frames without an id (plain images) are numbered from ``"0"``; results carry the frame's id. As for
+        :meth:`bulk_enroll`, the stream has no deadline unless ``timeout`` is given; each frame has the gateway's.
         """
         requests = messages.RequestStream(
             messages.identify_request(

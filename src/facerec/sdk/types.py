@@ -19,8 +19,8 @@ import numpy.typing as npt
 
 DEFAULT_COLLECTION = "default"
 
-# An image given to the SDK: a file path, encoded bytes (any format of ``facerec.photo_formats``) or a decoded numpy array
-# (HxWx3 uint8 RGB or HxW uint8 grey).
+# An image given to the SDK: a file path, encoded bytes (any format of ``facerec.photo_formats``) or a decoded numpy
+# array (HxWx3 uint8 RGB or HxW uint8 grey).
 ImageInput: TypeAlias = str | os.PathLike[str] | bytes | bytearray | memoryview | npt.NDArray[np.uint8]
 
 T = TypeVar("T")
