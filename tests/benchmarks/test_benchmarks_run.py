@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.paths import REPO_ROOT
+from tests.paths import REPO_ROOT, SHARED_FACES_DIR
 
 
 def run_benchmark(*args: str) -> dict[str, object]:
@@ -23,16 +23,18 @@ def run_benchmark(*args: str) -> dict[str, object]:
 
 
 def test_embedder_benchmark_reports_its_three_figures(samples_dir) -> None:
-    figures = run_benchmark("benchmarks.embedder", "--faces", "4", "--photos", "2")
+    figures = run_benchmark("benchmarks.embedder", "--faces", "4", "--photos", "2", "--phone-photos", "1")
     assert float(figures["max_abs_diff"]) <= 1e-5  # type: ignore[arg-type]
     assert float(figures["triton_vs_dlib_throughput"]) > 0  # type: ignore[arg-type]
     assert float(figures["pipeline_vs_dlib_throughput"]) > 0  # type: ignore[arg-type]
+    assert float(figures["pipeline_12mp_vs_dlib_throughput"]) > 0  # type: ignore[arg-type]
 
 
 def test_e2e_benchmark_reports_gateway_overhead_and_bulk_enroll_ratio(samples_dir) -> None:
-    figures = run_benchmark("benchmarks.e2e", "--photos", "3")
+    figures = run_benchmark("benchmarks.e2e", "--photos", "3", "--phone-photos", "2")
     assert float(figures["gateway_overhead_ratio"]) > 0  # type: ignore[arg-type]
     assert float(figures["bulk_enroll_vs_embed_ratio"]) > 0  # type: ignore[arg-type]
+    assert float(figures["identify_12mp_vs_1mp_p50"]) > 0  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("data", ["facelike", "isotropic"])
@@ -46,3 +48,40 @@ def test_registry_benchmark_reports_speedup_recall_and_grpc_latency(data: str) -
     assert 0 <= float(figures["people_recall_at_10"]) <= 1  # type: ignore[arg-type]
     assert float(figures["people_speedup_vs_exact_p50"]) > 0  # type: ignore[arg-type]
     assert float(figures["grpc_people_search_p50_ms"]) > 0  # type: ignore[arg-type]
+
+
+def test_quality_gates_benchmark_reports_rejections_and_accuracy_of_today_and_the_defaults() -> None:
+    if not (SHARED_FACES_DIR / "lfw_a_to_j").is_dir():
+        pytest.skip(f"{SHARED_FACES_DIR / 'lfw_a_to_j'} is missing: the shared face photos are not on this machine")
+    figures = run_benchmark("benchmarks.quality_gates", "--people", "4", "--per-set", "2", "--degraded", "2")
+    assert figures["lfw_people"] == 4
+    assert 0 <= float(figures["defaults_rejected_first_pct"]) <= 100  # type: ignore[arg-type]
+    assert 0 <= float(figures["today_genuine_accuracy_pct"]) <= 100  # type: ignore[arg-type]
+    assert float(figures["degraded_rejected_pct"]) > 0  # type: ignore[arg-type]
+
+
+def test_import_benchmark_reports_completion_and_the_ratio_to_the_embedder(samples_dir) -> None:
+    figures = run_benchmark("benchmarks.import_", "--photos", "4", "--width", "800", "--height", "600")
+    assert figures["photos"] == 4 and figures["cli_exit_code"] == 0
+    assert figures["faces_written"] == figures["faces_expected"] and figures["complete"] is True
+    assert float(figures["import_vs_embedder_ratio"]) > 0  # type: ignore[arg-type]
+
+
+def test_gallery_benchmark_reports_counts_listing_and_identify_through_the_gateway(samples_dir) -> None:
+    figures = run_benchmark("benchmarks.gallery", "--sizes", "1000,3000", "--photos", "3", "--identify-s", "1")
+    runs = {run["faces"]: run for run in figures["runs"]}  # type: ignore[attr-defined]
+    assert sorted(runs) == [1000, 3000]
+    assert runs[3000]["counted_people"] >= 300 and runs[3000]["counted_faces"] >= 3000
+    assert float(figures["identify_p99_ratio"]) > 0  # type: ignore[arg-type]
+    assert float(figures["largest_get_collection_p50_ms"]) > 0  # type: ignore[arg-type]
+    assert float(figures["largest_people_page_p50_ms"]) > 0  # type: ignore[arg-type]
+
+
+def test_detection_benchmark_reports_recall_per_set_and_deepface_accuracy_per_detector() -> None:
+    if not (SHARED_FACES_DIR / "deepface").is_dir():
+        pytest.skip(f"{SHARED_FACES_DIR / 'deepface'} is missing: the shared face photos are not on this machine")
+    figures = run_benchmark("benchmarks.detection", "--limit", "4")
+    for detector in ("yunet", "hog"):
+        assert 0 <= int(figures[f"found_{detector}_deepface"]) <= int(figures["photos_deepface"])  # type: ignore[call-overload]
+        assert 0 <= float(figures[f"deepface_rank1_{detector}"]) <= 1  # type: ignore[arg-type]
+    assert isinstance(figures["yunet_finds_at_least_hog_everywhere"], bool)
