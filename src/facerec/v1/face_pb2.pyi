@@ -228,7 +228,9 @@ class Face(_message.Message):
     EMBEDDING_FIELD_NUMBER: _builtins.int
     INDEX_FIELD_NUMBER: _builtins.int
     detection_score: _builtins.float
-    """Detector confidence (dlib HOG: the SVM score; higher is more certain, 0 is the decision boundary)."""
+    """Detector confidence, higher is more certain. YuNet (the default): a confidence in [0, 1]; dlib HOG: the
+    SVM score, 0 is the decision boundary.
+    """
     index: _builtins.int
     """Position of the face in the photo's list of faces (0-based, in the order returned)."""
     @_builtins.property

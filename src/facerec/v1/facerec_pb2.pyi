@@ -299,7 +299,7 @@ class Rejection(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     reason: Global___RejectionReason.ValueType
     message: _builtins.str
-    """Human-readable explanation, e.g. "face is 31 px, the minimum is 40 px"."""
+    """Human-readable explanation, e.g. "face sharpness is 0.31, the minimum is 0.60 (...)"."""
     def __init__(
         self,
         *,

@@ -148,6 +148,8 @@ class FaceRecognitionServicer:
         """Enrolls many people from a stream of requests (one person and their photos per message). Rejected photos
         and invalid requests do not stop the stream: they are listed in the summary. A collection that does not
         exist (NOT_FOUND), one the key may not use (PERMISSION_DENIED) or a dependency that is down stops it.
+        The stream has no deadline unless the client sets one; each request has the gateway's per-message deadline
+        (FACEREC_GATEWAY_STREAM_MESSAGE_TIMEOUT_S), and a request that runs out of it is listed as refused.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -161,7 +163,9 @@ class FaceRecognitionServicer:
         raise NotImplementedError('Method not implemented!')
 
     def IdentifyStream(self, request_iterator, context):
-        """Identify for video: one response per request (frame), in order.
+        """Identify for video: one response per request (frame), in order. Each frame has its own deadline
+        (FACEREC_GATEWAY_STREAM_MESSAGE_TIMEOUT_S, within the call's); a frame that runs out of it ends the stream
+        with DEADLINE_EXCEEDED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

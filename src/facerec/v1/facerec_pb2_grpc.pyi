@@ -59,11 +59,16 @@ class FaceRecognitionStub:
     """Enrolls many people from a stream of requests (one person and their photos per message). Rejected photos
     and invalid requests do not stop the stream: they are listed in the summary. A collection that does not
     exist (NOT_FOUND), one the key may not use (PERMISSION_DENIED) or a dependency that is down stops it.
+    The stream has no deadline unless the client sets one; each request has the gateway's per-message deadline
+    (FACEREC_GATEWAY_STREAM_MESSAGE_TIMEOUT_S), and a request that runs out of it is listed as refused.
     """
     Identify: _grpc.UnaryUnaryMultiCallable[_facerec_pb2.IdentifyRequest, _facerec_pb2.IdentifyResponse]
     """Finds every face of a photo and tells who each one is, or that it is unknown."""
     IdentifyStream: _grpc.StreamStreamMultiCallable[_facerec_pb2.IdentifyRequest, _facerec_pb2.IdentifyResponse]
-    """Identify for video: one response per request (frame), in order."""
+    """Identify for video: one response per request (frame), in order. Each frame has its own deadline
+    (FACEREC_GATEWAY_STREAM_MESSAGE_TIMEOUT_S, within the call's); a frame that runs out of it ends the stream
+    with DEADLINE_EXCEEDED.
+    """
     Verify: _grpc.UnaryUnaryMultiCallable[_facerec_pb2.VerifyRequest, _facerec_pb2.VerifyResponse]
     """1:1 verification: is the face of the probe photo the same person as the reference (another photo, or an
     enrolled person)?
@@ -95,11 +100,16 @@ class FaceRecognitionAsyncStub(FaceRecognitionStub):
     """Enrolls many people from a stream of requests (one person and their photos per message). Rejected photos
     and invalid requests do not stop the stream: they are listed in the summary. A collection that does not
     exist (NOT_FOUND), one the key may not use (PERMISSION_DENIED) or a dependency that is down stops it.
+    The stream has no deadline unless the client sets one; each request has the gateway's per-message deadline
+    (FACEREC_GATEWAY_STREAM_MESSAGE_TIMEOUT_S), and a request that runs out of it is listed as refused.
     """
     Identify: _aio.UnaryUnaryMultiCallable[_facerec_pb2.IdentifyRequest, _facerec_pb2.IdentifyResponse]  # type: ignore[assignment]
     """Finds every face of a photo and tells who each one is, or that it is unknown."""
     IdentifyStream: _aio.StreamStreamMultiCallable[_facerec_pb2.IdentifyRequest, _facerec_pb2.IdentifyResponse]  # type: ignore[assignment]
-    """Identify for video: one response per request (frame), in order."""
+    """Identify for video: one response per request (frame), in order. Each frame has its own deadline
+    (FACEREC_GATEWAY_STREAM_MESSAGE_TIMEOUT_S, within the call's); a frame that runs out of it ends the stream
+    with DEADLINE_EXCEEDED.
+    """
     Verify: _aio.UnaryUnaryMultiCallable[_facerec_pb2.VerifyRequest, _facerec_pb2.VerifyResponse]  # type: ignore[assignment]
     """1:1 verification: is the face of the probe photo the same person as the reference (another photo, or an
     enrolled person)?
@@ -164,6 +174,8 @@ class FaceRecognitionServicer(metaclass=_abc_1.ABCMeta):
         """Enrolls many people from a stream of requests (one person and their photos per message). Rejected photos
         and invalid requests do not stop the stream: they are listed in the summary. A collection that does not
         exist (NOT_FOUND), one the key may not use (PERMISSION_DENIED) or a dependency that is down stops it.
+        The stream has no deadline unless the client sets one; each request has the gateway's per-message deadline
+        (FACEREC_GATEWAY_STREAM_MESSAGE_TIMEOUT_S), and a request that runs out of it is listed as refused.
         """
 
     @_abc_1.abstractmethod
@@ -180,7 +192,10 @@ class FaceRecognitionServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_facerec_pb2.IdentifyRequest],
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_facerec_pb2.IdentifyResponse], _abc.AsyncIterator[_facerec_pb2.IdentifyResponse]]:
-        """Identify for video: one response per request (frame), in order."""
+        """Identify for video: one response per request (frame), in order. Each frame has its own deadline
+        (FACEREC_GATEWAY_STREAM_MESSAGE_TIMEOUT_S, within the call's); a frame that runs out of it ends the stream
+        with DEADLINE_EXCEEDED.
+        """
 
     @_abc_1.abstractmethod
     def Verify(
