@@ -632,3 +632,21 @@ def test_data_survives_closing_and_reopening_the_store(
     assert reopened.get_person(GALLERY, "person-003").display_name == "Kim"
     [[match]] = reopened.search(GALLERY, SearchQuery([vectors[7]], top_k=1, all_faces=True))
     assert match.face_id == "face-0007"
+
+
+def test_the_store_never_pages_more_people_than_asked(registry: Registry, store: FaceStore) -> None:
+    person_ids = ["carol", "alice", "bob", "al", "alicia", "x" * 30, "x" * 31]
+    registry.create_collection(GALLERY, MODEL_ID, DIMENSION, 0.6)
+    rng = np.random.default_rng(4)
+    registry.upsert_faces(
+        GALLERY,
+        [
+            FaceRecord(f"face-{i}", person, rng.normal(size=DIMENSION).astype(np.float32), MODEL_ID)
+            for i, person in enumerate(person_ids)
+        ],
+    )
+
+    for after in [None, *sorted(person_ids)]:
+        for limit in (1, 2, 3):
+            expected = [p for p in sorted(person_ids) if after is None or p > after][:limit]
+            assert store.people_after(GALLERY, after, limit) == expected, (after, limit)

@@ -6,16 +6,19 @@ closed port), not a fake.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
+from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
-from facerec_registry.domain import Collection
+from facerec_registry.domain import Collection, FaceRecord, PersonAttributes
 from facerec_registry.errors import StoreUnavailable
 from facerec_registry.store import open_store
-from facerec_registry.store.base import StoreConfig
+from facerec_registry.store.base import StoreConfig, StoredFace
 from facerec_registry.store.edge import EdgeFaceStore
 from facerec_registry.store.server import (
     ServerFaceStore,
@@ -139,3 +142,26 @@ def test_an_unreachable_server_is_reported_as_unavailable() -> None:
 def test_searches_for_distinct_people_use_the_wider_beam() -> None:
     assert search_params(PRODUCTION, distinct_people=True).hnsw_ef == PRODUCTION.people_hnsw_ef
     assert PRODUCTION.people_hnsw_ef > PRODUCTION.hnsw_ef
+
+
+def test_a_gallery_made_before_people_directories_gets_one_built_from_its_faces() -> None:
+    client = QdrantClient(location=":memory:")
+    before = ServerFaceStore(StoreConfig(), client=client)
+    before.create_collection(GALLERY)
+    faces = [
+        StoredFace(
+            FaceRecord(str(uuid.uuid4()), person, np.full(128, i + n, np.float32), "dlib-resnet-v1"),
+            PersonAttributes(person),
+        )
+        for n, person in enumerate(["carol", "alice", "bob"])
+        for i in range(3)
+    ]
+    before.upsert_faces("staff", faces)
+    client.delete_collection("facerec_staff.people")  # as a gallery of an earlier release has it
+
+    upgraded = ServerFaceStore(StoreConfig(), client=client)
+    assert upgraded.get_collection("staff") == GALLERY
+
+    assert upgraded.count_people("staff") == 3
+    assert upgraded.people_after("staff", None, 10) == ["alice", "bob", "carol"]
+    assert upgraded.people_after("staff", "alice", 1) == ["bob"]

@@ -24,6 +24,7 @@ translated into ``StoreUnavailable`` at this boundary.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -38,6 +39,8 @@ from facerec_registry.domain import Collection, PersonAttributes
 from facerec_registry.errors import StoreUnavailable
 from facerec_registry.store import payload
 from facerec_registry.store.base import FaceSummary, ScoredFace, StoreConfig, StoredFace, VectorQuery
+
+log = logging.getLogger(__name__)
 
 _SCROLL_PAGE = 1000
 _RESULT_FIELDS = [payload.FACE_ID, payload.PERSON_ID, payload.DISPLAY_NAME]
@@ -218,6 +221,8 @@ class ServerFaceStore:
         self._client = client if client is not None else QdrantClient(**client_options(config))
         # Made once: by whether the query is for distinct people.
         self._search_params = {people: search_params(config, people) for people in (False, True)}
+        # Galleries whose people directory this process has seen (or built: see ``_ensure_people_directory``).
+        self._directories: set[str] = set()
 
     def _qdrant_name(self, name: str) -> str:
         return f"{self._config.server_collection_prefix}{name}"
@@ -269,7 +274,30 @@ class ServerFaceStore:
             if not self._client.collection_exists(qdrant_name):
                 return None
             info = self._client.get_collection(qdrant_name)
-        return _collection_from_metadata(info.config.metadata)
+            collection = _collection_from_metadata(info.config.metadata)
+            if collection is not None and name not in self._directories:
+                self._ensure_people_directory(name)
+        return collection
+
+    def _ensure_people_directory(self, name: str) -> None:
+        """Builds the people directory of a gallery created before galleries had one (once per process).
+
+        Every face's person id is read once (a scroll of payloads: about a minute per million faces) and each
+        person marked; markers are idempotent, so replicas that do it at the same time agree. Writes made
+        meanwhile mark their people themselves.
+        """
+        if not self._client.collection_exists(self._people_name(name)):
+            log.warning("gallery %r has no people directory (made before it existed): building it", name)
+            self._create_people_directory(name)
+            offset: Any = None
+            while True:
+                faces, offset = self._client.scroll(
+                    self._qdrant_name(name), limit=_SCROLL_PAGE, offset=offset, with_payload=[payload.PERSON_ID]
+                )
+                self._mark_people(name, sorted({str((f.payload or {})[payload.PERSON_ID]) for f in faces}))
+                if offset is None:
+                    break
+        self._directories.add(name)
 
     def list_collections(self) -> list[Collection]:
         """Every registry collection on the server (Qdrant collections with our prefix and metadata)."""
@@ -291,6 +319,7 @@ class ServerFaceStore:
         with _translated_errors():
             self._client.delete_collection(self._qdrant_name(name))
             self._client.delete_collection(self._people_name(name))
+        self._directories.discard(name)
         return faces
 
     # --- faces ---------------------------------------------------------------------------------------
@@ -416,6 +445,8 @@ class ServerFaceStore:
         read are complete groups of that part (sorted here); where the page ends inside the last group, the
         same runs one part deeper within it. Each level reads at most ``limit + 1`` markers.
         """
+        if limit <= 0:
+            return []
         found: list[str] = []
         # The id whose key is the prefix itself sorts before every longer one (it has no next part).
         exact = _person_with_key(prefix) if prefix else None
