@@ -9,7 +9,7 @@ import zlib
 import grpc
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from facerec.photo_formats import ACCEPTED_NAMES
 from facerec.runtime.errors import status_code_for
@@ -325,3 +325,33 @@ def test_every_format_is_refused_from_its_header_over_the_pixel_limit(claiming) 
 
     with pytest.raises(ImageTooLarge, match=r"7000x7000 = 49,000,000 pixels"):
         decode_image(bomb)
+
+
+def pillow_decoded(photo: bytes) -> np.ndarray:
+    """The photo as Pillow alone decodes it (EXIF orientation applied), the reference of the fast JPEG path."""
+    with Image.open(io.BytesIO(photo)) as image:
+        return rgb_array(ImageOps.exif_transpose(image))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_jpeg_pixels_and_orientation_are_exactly_pillows(orientation: int) -> None:
+    stored = sample_image("obama.jpg").resize((301, 377))
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = orientation
+    photo = encoded(stored, "JPEG", quality=92, exif=exif.tobytes())
+
+    np.testing.assert_array_equal(decode_image(photo), pillow_decoded(photo))
+
+
+def test_greyscale_jpeg_pixels_are_exactly_pillows() -> None:
+    photo = encoded(sample_image("obama.jpg").convert("L"), "JPEG", quality=90)
+
+    np.testing.assert_array_equal(decode_image(photo), pillow_decoded(photo))
+
+
+def test_cmyk_jpeg_decodes_to_rgb() -> None:
+    photo = encoded(sample_image("obama.jpg").convert("CMYK"), "JPEG", quality=95)
+
+    decoded = decode_image(photo)
+
+    np.testing.assert_array_equal(decoded, pillow_decoded(photo))
