@@ -170,7 +170,13 @@ def test_closing_the_store_stops_a_running_index_build(tmp_path: Path) -> None:
     registry = Registry(store)
     registry.create_collection(GALLERY, MODEL_ID, DIMENSION, 0.6)
     registry.upsert_faces(GALLERY, _faces(8_000, seed=6))
-    time.sleep(0.5)  # the child process is optimizing the copy by now
+    collection = store._collection(GALLERY)
+    waited = time.perf_counter()
+    # Close while the child process optimizes the copy (a fixed sleep raced it on a fast machine: the build
+    # had ended and close rightly waited for the swap).
+    while (child := collection._child) is None and time.perf_counter() - waited < 30:
+        time.sleep(0.01)
+    assert child is not None, "the index build never started"
 
     started = time.perf_counter()
     store.close()
@@ -178,6 +184,7 @@ def test_closing_the_store_stops_a_running_index_build(tmp_path: Path) -> None:
 
     reopened = EdgeFaceStore(StoreConfig(data_dir=tmp_path, optimize_threshold=4_000))
     try:
+        assert child.returncode == -9  # killed, not waited for
         assert closing_s < 1.0
         assert Registry(reopened).count(GALLERY).faces == 8_000
         assert len([p for p in (tmp_path / "collections" / GALLERY).iterdir() if p.is_dir()]) == 1
