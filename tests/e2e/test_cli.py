@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import signal
+import sys
 import uuid
 from pathlib import Path
 
@@ -197,3 +199,36 @@ async def test_copies_of_a_photo_in_a_folder_are_one_face_and_do_not_keep_the_pe
     assert await people_in(stack, collection, capsys) == {"obama": 2}
     code, out, _ = await facerec(stack, *argv, capsys=capsys)
     assert json.loads(out)["already_complete"] == ["obama"] and json.loads(out)["people_sent"] == 0
+
+
+async def test_ctrl_c_during_an_import_prints_what_was_done_and_a_rerun_finishes(
+    stack, shared_faces_dir: Path, tmp_path: Path, capsys
+) -> None:
+    yale = shared_faces_dir / "yalefaces"
+    if not yale.is_dir():
+        pytest.skip(f"{yale} is missing")
+    collection = f"cli-{uuid.uuid4().hex[:8]}"
+    command = [
+        str(Path(sys.executable).parent / "facerec"),
+        *("--gateway", stack.gateway.address, "--api-key", ALPHA_KEY),
+        *("import", str(yale), "--collection", collection, "--create", "--json"),
+    ]
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    assert process.stderr is not None and process.stdout is not None
+    # The progress line is printed once the gateway has answered for some photos: interrupt then.
+    while b"import [" not in (line := await asyncio.wait_for(process.stderr.readline(), 120)):
+        assert line, "the import ended before it showed any progress"
+    process.send_signal(signal.SIGINT)
+    interrupted_out, _ = await asyncio.wait_for(process.communicate(), 60)
+
+    assert process.returncode == exit_codes.INTERRUPTED
+    summary = json.loads(interrupted_out)
+    assert summary["interrupted"] is True and summary["complete"] is False
+    code, out, err = await facerec(stack, "import", str(yale), "--collection", collection, "--json", capsys=capsys)
+    assert code == exit_codes.OK, err
+    assert json.loads(out)["already_complete"], "people finished before the interrupt are not sent again"
+    enrolled = await people_in(stack, collection, capsys)
+    assert len(enrolled) == 15
+    assert sum(enrolled.values()) == 155  # 164 photos, 9 of them byte-identical copies stored once

@@ -162,6 +162,9 @@ def import_folder(client: Client, args: argparse.Namespace) -> int:
     selection = FaceSelection.LARGEST if args.largest else FaceSelection.SINGLE
     run_import(client, folder, report, face_selection=selection, resend=args.resend)
     _emit(args, output.import_json(report), output.render_import(report))
+    if report.interrupted:
+        print("facerec: interrupted", file=sys.stderr)
+        return exit_codes.INTERRUPTED
     if report.error is not None:
         print(f"facerec: {report.error}", file=sys.stderr)
         return exit_codes.exit_code_for(report.error)

@@ -10,6 +10,7 @@ code  meaning
 4     rejected: an enrollment refused (FAILED_PRECONDITION); ``import --strict`` with rejected photos
 5     unauthenticated or permission denied (API key missing, invalid, or not allowed this collection)
 6     unavailable: service unreachable, deadline exceeded, or (``health``) not SERVING
+130   interrupted (Ctrl-C); ``import`` prints what it did first
 ====  ==========================================================================================
 """
 
@@ -33,6 +34,7 @@ NOT_FOUND = 3
 REJECTED = 4
 AUTH = 5
 UNAVAILABLE = 6
+INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 EXIT_CODES: dict[type[BaseException], int] = {
     NotFound: NOT_FOUND,
@@ -54,7 +56,8 @@ EPILOG = """exit codes:
   3  not found (collection, person; health: unknown service)
   4  rejected: enrollment refused (failed precondition); import --strict with rejections
   5  unauthenticated or permission denied
-  6  unavailable or deadline exceeded (health: not SERVING)"""
+  6  unavailable or deadline exceeded (health: not SERVING)
+130  interrupted (Ctrl-C); import prints what it did first"""
 
 
 def exit_code_for(error: BaseException) -> int:

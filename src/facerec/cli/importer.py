@@ -191,11 +191,13 @@ class ImportReport:
     unconfirmed: list[str] = field(default_factory=list)
     people_written: dict[str, int] | None = None
     lookup_error: str = ""
+    # Ctrl-C: the open streams were cancelled; their people (``unconfirmed``) may be partly written.
+    interrupted: bool = False
 
     @property
     def complete(self) -> bool:
         """Whether every stream ran to its end (some people may still have been refused: see ``result``)."""
-        return self.error is None
+        return self.error is None and not self.interrupted
 
     def add(self, result: BulkEnrollResult) -> None:
         """Adds one stream's summary (its request indexes continue those of the streams before it)."""
@@ -299,10 +301,11 @@ def run_import(
                 open_next()
         except KeyboardInterrupt:
             client.close()  # cancels the open streams: the interrupt does not wait for them to finish
-            raise
+            report.interrupted = True
+            report.unconfirmed += [p.person_id for group, _ in running for p in group]
     progress.finish()
     report.elapsed_s = time.perf_counter() - started
-    if report.error is not None:
+    if report.error is not None and not report.interrupted:
         _check_written(client, report)
     return report
 

@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ImageInputError) as e:
         print(f"facerec: {e}", file=sys.stderr)
         return exit_codes.exit_code_for(e)
+    except KeyboardInterrupt:
+        print("facerec: interrupted", file=sys.stderr)
+        return exit_codes.INTERRUPTED
 
 
 def _credentials(args: argparse.Namespace) -> grpc.ChannelCredentials | None:

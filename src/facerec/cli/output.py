@@ -222,7 +222,10 @@ def import_json(report: ImportReport) -> dict[str, Any]:
         "skipped_files": to_json(report.skipped_files),
     }
     document.update(to_json(report.result))
-    if report.error is not None:
+    if report.interrupted:
+        document["interrupted"] = True
+        document["unconfirmed"] = report.unconfirmed
+    elif report.error is not None:
         document["error"] = _error_body(report.error)
         document["unconfirmed"] = report.unconfirmed
         document["people_written"] = report.people_written
@@ -258,7 +261,12 @@ def render_import(report: ImportReport) -> str:
         lines.append(f"{len(report.skipped_files)} file(s) skipped (named on stderr)")
     if result.rejected:
         lines.append(_rejected_table(result))
-    if report.error is not None:
+    if report.interrupted:
+        lines.append(
+            f"interrupted: the requests of {len(report.unconfirmed)} people were cancelled (some of their faces may "
+            "be written); run the same command again to finish"
+        )
+    elif report.error is not None:
         lines.append(f"the import stopped: {report.error}")
         if report.people_written is not None:
             written = sum(report.people_written.values())
