@@ -90,6 +90,19 @@ def decode_image(data: bytes, limits: ImageLimits = DEFAULT_LIMITS, *, draft_sid
         raise CorruptImage(f"the image cannot be decoded (truncated or damaged): {error}") from error
 
 
+def upright_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of the photo once EXIF-rotated, from its header alone; ``None`` where the header cannot
+    be read (``decode_image`` then says why)."""
+    try:
+        with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as header:
+            width, height = header.size
+            if header.getexif().get(ExifTags.Base.Orientation, 1) in _TRANSPOSING_ORIENTATIONS:
+                return height, width
+            return width, height
+    except (Image.DecompressionBombError, UnidentifiedImageError, *_DECODE_ERRORS):
+        return None
+
+
 def _decoded_jpeg(data: bytes, orientation: int) -> RGBImage:
     """A colour or greyscale JPEG decoded by libjpeg-turbo straight into an RGB array, then turned upright.
 
@@ -102,6 +115,9 @@ def _decoded_jpeg(data: bytes, orientation: int) -> RGBImage:
     upright = _EXIF_ORIENTATIONS.get(orientation, _EXIF_ORIENTATIONS[1])(pixels)
     return np.ascontiguousarray(upright)
 
+
+# EXIF orientations that swap width and height (a quarter turn, with or without a mirror).
+_TRANSPOSING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 
 # EXIF orientation -> the array operation Pillow's exif_transpose applies (FLIP_LEFT_RIGHT, ROTATE_180,
 # FLIP_TOP_BOTTOM, TRANSPOSE, ROTATE_270, TRANSVERSE, ROTATE_90); unknown values leave the photo as stored.

@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import io
 from concurrent.futures import Executor
 
 import numpy as np
 import numpy.typing as npt
-from PIL import ExifTags, Image
 
 from facerec_embedder.detection import Box, Chip, FaceDetection, FaceDetector, Landmarks, align_chip
 from facerec_embedder.detectors import ScoredBox
-from facerec_embedder.images import ACCEPTED_FORMATS, DEFAULT_LIMITS, ImageLimits, RGBImage, decode_image
+from facerec_embedder.images import DEFAULT_LIMITS, ImageLimits, RGBImage, decode_image, upright_size
 from facerec_embedder.quality import FaceQuality, measure_quality
 from facerec_embedder.runtime import EmbeddingRuntime
 
@@ -129,7 +127,8 @@ class FacePipeline:
 
     def _decode_for_detection(self, photo: bytes) -> tuple[RGBImage, ImageSize]:
         """The photo decoded for detection (possibly at reduced scale) and the size of the upright photo."""
-        header = _upright_size(photo)
+        upright = upright_size(photo)
+        header = None if upright is None else ImageSize(*upright)
         bound = self.detector.max_side
         reducible = header is not None and bound is not None and max(header.width, header.height) >= _DRAFT_FROM * bound
         # Bytes whose header cannot be read get no draft: decode_image then raises the error that says why.
@@ -163,22 +162,7 @@ def _size_of(image: RGBImage) -> ImageSize:
     return ImageSize(width=width, height=height)
 
 
-def _upright_size(photo: bytes) -> ImageSize | None:
-    """The size of the photo once EXIF-rotated, read from its header; ``None`` where the header cannot be read."""
-    try:
-        with Image.open(io.BytesIO(photo), formats=ACCEPTED_FORMATS) as header:
-            width, height = header.size
-            if header.getexif().get(ExifTags.Base.Orientation, 1) in _TRANSPOSED_ORIENTATIONS:
-                width, height = height, width
-    except (Image.DecompressionBombError, OSError, SyntaxError, ValueError, EOFError):
-        return None
-    return ImageSize(width=width, height=height)
-
-
 # A JPEG is decoded at reduced scale for detection only when libjpeg can reduce it 4x or more: at 2x (a 2.5 MP
 # photo and a 640 px bound) the reduced decode plus the full one cost 33 ms against 23 ms for one full decode
 # and a shrunk copy (16 deepface photos); at 4x (12 MP) 257 ms against 301 ms, and 42 ms without a face.
 _DRAFT_FROM = 4
-
-# EXIF orientations that swap width and height (a quarter turn, with or without a mirror).
-_TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)

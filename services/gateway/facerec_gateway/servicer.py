@@ -26,12 +26,13 @@ class FaceRecognitionServicer(facerec_pb2_grpc.FaceRecognitionServicer):
         self.default_timeout_s = default_timeout_s
 
     def _caller(self, context: Context) -> tuple[Tenant, Deadline]:
-        tenant = self.keys.authenticate(context.invocation_metadata() or ())
-        return tenant, Deadline.of_call(context, self.default_timeout_s)
+        return self._tenant(context), Deadline.of_call(context, self.default_timeout_s)
 
     def _stream_caller(self, context: Context) -> tuple[Tenant, Deadline]:
-        tenant = self.keys.authenticate(context.invocation_metadata() or ())
-        return tenant, Deadline.of_stream(context)
+        return self._tenant(context), Deadline.of_stream(context)
+
+    def _tenant(self, context: Context) -> Tenant:
+        return self.keys.authenticate(context.invocation_metadata() or ())
 
     async def CreateCollection(
         self, request: facerec_pb2.CreateCollectionRequest, context: Context

@@ -85,8 +85,7 @@ class Registry:
 
     def count(self, name: str) -> Counts:
         """Faces and distinct people in the collection."""
-        self._collection(name)
-        return Counts(faces=self._store.count_faces(name), people=self._store.count_people(name))
+        return self._status(self._collection(name)).counts
 
     # --- faces ---------------------------------------------------------------------------------------
 

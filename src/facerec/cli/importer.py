@@ -69,7 +69,12 @@ class FolderScan:
 
     @property
     def photo_count(self) -> int:
-        return sum(len(p.photos) for p in self.people)
+        return photo_count(self.people)
+
+
+def photo_count(people: Sequence[PersonFolder]) -> int:
+    """How many photos these people's folders hold."""
+    return sum(len(p.photos) for p in people)
 
 
 def scan(root: Path) -> FolderScan:
@@ -250,7 +255,7 @@ def streams_of(people: Sequence[PersonFolder], photos: int = STREAM_PHOTOS) -> l
     person is never split across streams, so each stream's summary counts its people exactly."""
     groups: list[list[PersonFolder]] = [[]]
     for person in people:
-        if sum(len(p.photos) for p in groups[-1]) >= photos:
+        if photo_count(groups[-1]) >= photos:
             groups.append([])
         groups[-1].append(person)
     return [g for g in groups if g]
@@ -270,7 +275,7 @@ def run_import(
         faces = enrolled_faces(client, report.collection, [p.person_id for p in folder.people])
         to_send, complete = pending_people(folder.people, faces)
     report.already_complete = [p.person_id for p in complete]
-    progress = Progress(sum(len(p.photos) for p in to_send), "import", unit="photos")
+    progress = Progress(photo_count(to_send), "import", unit="photos")
     groups = iter(streams_of(to_send))
     running: deque[tuple[list[PersonFolder], Future[BulkEnrollResult]]] = deque()
     started = time.perf_counter()
@@ -280,7 +285,7 @@ def run_import(
             group = next(groups, None) if report.error is None else None
             if group is not None:
                 report.sent += [p.person_id for p in group]
-                report.photos_sent += sum(len(p.photos) for p in group)
+                report.photos_sent += photo_count(group)
                 stream = enrollments(group)
                 call = pool.submit(
                     client.bulk_enroll, stream, collection=report.collection, face_selection=face_selection
@@ -294,7 +299,7 @@ def run_import(
                 group, call = running.popleft()
                 try:
                     report.add(call.result())
-                    progress.advance(sum(len(p.photos) for p in group), group[-1].person_id)
+                    progress.advance(photo_count(group), group[-1].person_id)
                 except (FacerecError, OSError) as error:
                     report.error = report.error or error
                     report.unconfirmed += [p.person_id for p in group]
