@@ -96,6 +96,60 @@ IMAGE_TOO_LARGE: RejectionReason.ValueType  # 7
 """The image exceeds the byte or pixel limits."""
 Global___RejectionReason: _TypeAlias = RejectionReason  # noqa: Y015
 
+class _Decision:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DecisionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Decision.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DECISION_UNSPECIFIED: _Decision.ValueType  # 0
+    MATCHED: _Decision.ValueType  # 1
+    """The face is `match`."""
+    UNKNOWN: _Decision.ValueType  # 2
+    """No enrolled person is under the threshold (or the ones who are went to other faces of the photo)."""
+    AMBIGUOUS: _Decision.ValueType  # 3
+    """The nearest person is under the threshold, but the second-nearest is less than the minimum margin
+    further: the face could be either (both are the first two candidates); no match is declared.
+    """
+
+class Decision(_Decision, metaclass=_DecisionEnumTypeWrapper): ...
+
+DECISION_UNSPECIFIED: Decision.ValueType  # 0
+MATCHED: Decision.ValueType  # 1
+"""The face is `match`."""
+UNKNOWN: Decision.ValueType  # 2
+"""No enrolled person is under the threshold (or the ones who are went to other faces of the photo)."""
+AMBIGUOUS: Decision.ValueType  # 3
+"""The nearest person is under the threshold, but the second-nearest is less than the minimum margin
+further: the face could be either (both are the first two candidates); no match is declared.
+"""
+Global___Decision: _TypeAlias = Decision  # noqa: Y015
+
+class _ThresholdSource:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ThresholdSourceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ThresholdSource.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    THRESHOLD_SOURCE_UNSPECIFIED: _ThresholdSource.ValueType  # 0
+    THRESHOLD_SOURCE_REQUEST: _ThresholdSource.ValueType  # 1
+    """The request's own `threshold`."""
+    THRESHOLD_SOURCE_COLLECTION: _ThresholdSource.ValueType  # 2
+    """The collection's fixed threshold (its target_fpir is 0)."""
+    THRESHOLD_SOURCE_TARGET_FPIR: _ThresholdSource.ValueType  # 3
+    """Derived from the collection's target FPIR and its size (capped at the collection's threshold)."""
+
+class ThresholdSource(_ThresholdSource, metaclass=_ThresholdSourceEnumTypeWrapper): ...
+
+THRESHOLD_SOURCE_UNSPECIFIED: ThresholdSource.ValueType  # 0
+THRESHOLD_SOURCE_REQUEST: ThresholdSource.ValueType  # 1
+"""The request's own `threshold`."""
+THRESHOLD_SOURCE_COLLECTION: ThresholdSource.ValueType  # 2
+"""The collection's fixed threshold (its target_fpir is 0)."""
+THRESHOLD_SOURCE_TARGET_FPIR: ThresholdSource.ValueType  # 3
+"""Derived from the collection's target FPIR and its size (capped at the collection's threshold)."""
+Global___ThresholdSource: _TypeAlias = ThresholdSource  # noqa: Y015
+
 @_typing.final
 class Collection(_message.Message):
     """---------------------------------------------------------------------------------------------- collections"""
@@ -109,16 +163,29 @@ class Collection(_message.Message):
     FACE_COUNT_FIELD_NUMBER: _builtins.int
     PERSON_COUNT_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    TARGET_FPIR_FIELD_NUMBER: _builtins.int
+    MIN_MARGIN_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """1-64 characters of [A-Za-z0-9_-], starting with a letter or digit."""
+    """1-48 characters of [A-Za-z0-9_-], starting with a letter or digit."""
     model_id: _builtins.str
     """Embedding model of the collection's descriptors, e.g. "dlib_resnet_v1"."""
     dimension: _builtins.int
     """Descriptor length (128)."""
     threshold: _builtins.float
-    """Default decision threshold: the largest distance still accepted as the same person (0.6 by default)."""
+    """The largest distance ever accepted as the same person. With `target_fpir` 0 it is the threshold; otherwise
+    it caps the threshold the target gives.
+    """
     face_count: _builtins.int
     person_count: _builtins.int
+    target_fpir: _builtins.float
+    """Target false-positive identification rate in (0, 0.5]: the share of strangers (people not enrolled) that
+    may be declared to be someone enrolled. The effective threshold follows the collection's size (see
+    AppliedThreshold). 0: the fixed `threshold` applies whatever the size.
+    """
+    min_margin: _builtins.float
+    """A face under the threshold whose nearest and second-nearest people are less than this far apart (in
+    distance) is AMBIGUOUS instead of matched. 0: no margin rule.
+    """
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -131,10 +198,12 @@ class Collection(_message.Message):
         face_count: _builtins.int = ...,
         person_count: _builtins.int = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        target_fpir: _builtins.float = ...,
+        min_margin: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "dimension", b"dimension", "face_count", b"face_count", "model_id", b"model_id", "name", b"name", "person_count", b"person_count", "threshold", b"threshold"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "dimension", b"dimension", "face_count", b"face_count", "min_margin", b"min_margin", "model_id", b"model_id", "name", b"name", "person_count", b"person_count", "target_fpir", b"target_fpir", "threshold", b"threshold"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -147,27 +216,170 @@ class CreateCollectionRequest(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     MODEL_ID_FIELD_NUMBER: _builtins.int
     THRESHOLD_FIELD_NUMBER: _builtins.int
+    TARGET_FPIR_FIELD_NUMBER: _builtins.int
+    MIN_MARGIN_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     model_id: _builtins.str
     """Empty: the model the embedder serves. Another model id is refused with INVALID_ARGUMENT."""
     threshold: _builtins.float
     """Unset: the model's usual threshold (0.6 for dlib's ResNet). Must be in (0, 2]."""
+    target_fpir: _builtins.float
+    """Unset: the gateway's default target (documented in the README), unless `threshold` is given, which then
+    applies as a fixed threshold. 0 asks for a fixed threshold. Otherwise in (0, 0.5].
+    """
+    min_margin: _builtins.float
+    """Unset: the gateway's default minimum margin. In [0, 1]."""
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         model_id: _builtins.str = ...,
         threshold: _builtins.float | None = ...,
+        target_fpir: _builtins.float | None = ...,
+        min_margin: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_threshold", b"_threshold", "threshold", b"threshold"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_min_margin", b"_min_margin", "_target_fpir", b"_target_fpir", "_threshold", b"_threshold", "min_margin", b"min_margin", "target_fpir", b"target_fpir", "threshold", b"threshold"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_threshold", b"_threshold", "model_id", b"model_id", "name", b"name", "threshold", b"threshold"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_min_margin", b"_min_margin", "_target_fpir", b"_target_fpir", "_threshold", b"_threshold", "min_margin", b"min_margin", "model_id", b"model_id", "name", b"name", "target_fpir", b"target_fpir", "threshold", b"threshold"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__min_margin: _TypeAlias = _typing.Literal["min_margin"]  # noqa: Y015
+    _WhichOneofArgType__min_margin: _TypeAlias = _typing.Literal["_min_margin", b"_min_margin"]  # noqa: Y015
+    _WhichOneofReturnType__target_fpir: _TypeAlias = _typing.Literal["target_fpir"]  # noqa: Y015
+    _WhichOneofArgType__target_fpir: _TypeAlias = _typing.Literal["_target_fpir", b"_target_fpir"]  # noqa: Y015
     _WhichOneofReturnType__threshold: _TypeAlias = _typing.Literal["threshold"]  # noqa: Y015
     _WhichOneofArgType__threshold: _TypeAlias = _typing.Literal["_threshold", b"_threshold"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min_margin) -> _WhichOneofReturnType__min_margin | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__target_fpir) -> _WhichOneofReturnType__target_fpir | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__threshold) -> _WhichOneofReturnType__threshold | None: ...
 
 Global___CreateCollectionRequest: _TypeAlias = CreateCollectionRequest  # noqa: Y015
+
+@_typing.final
+class UpdateCollectionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    THRESHOLD_FIELD_NUMBER: _builtins.int
+    TARGET_FPIR_FIELD_NUMBER: _builtins.int
+    MIN_MARGIN_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    threshold: _builtins.float
+    """Each field given replaces the collection's value; the ranges are CreateCollectionRequest's."""
+    target_fpir: _builtins.float
+    min_margin: _builtins.float
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        threshold: _builtins.float | None = ...,
+        target_fpir: _builtins.float | None = ...,
+        min_margin: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_min_margin", b"_min_margin", "_target_fpir", b"_target_fpir", "_threshold", b"_threshold", "min_margin", b"min_margin", "target_fpir", b"target_fpir", "threshold", b"threshold"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_min_margin", b"_min_margin", "_target_fpir", b"_target_fpir", "_threshold", b"_threshold", "min_margin", b"min_margin", "name", b"name", "target_fpir", b"target_fpir", "threshold", b"threshold"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__min_margin: _TypeAlias = _typing.Literal["min_margin"]  # noqa: Y015
+    _WhichOneofArgType__min_margin: _TypeAlias = _typing.Literal["_min_margin", b"_min_margin"]  # noqa: Y015
+    _WhichOneofReturnType__target_fpir: _TypeAlias = _typing.Literal["target_fpir"]  # noqa: Y015
+    _WhichOneofArgType__target_fpir: _TypeAlias = _typing.Literal["_target_fpir", b"_target_fpir"]  # noqa: Y015
+    _WhichOneofReturnType__threshold: _TypeAlias = _typing.Literal["threshold"]  # noqa: Y015
+    _WhichOneofArgType__threshold: _TypeAlias = _typing.Literal["_threshold", b"_threshold"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min_margin) -> _WhichOneofReturnType__min_margin | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__target_fpir) -> _WhichOneofReturnType__target_fpir | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__threshold) -> _WhichOneofReturnType__threshold | None: ...
+
+Global___UpdateCollectionRequest: _TypeAlias = UpdateCollectionRequest  # noqa: Y015
+
+@_typing.final
+class CalibrateCollectionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    TARGET_FMR_FIELD_NUMBER: _builtins.int
+    APPLY_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    target_fmr: _builtins.float
+    """The false match rate the threshold is chosen for, in (0, 0.5]; 0 means 0.001."""
+    apply: _builtins.bool
+    """Set the calibrated threshold as the collection's fixed threshold (target_fpir becomes 0)."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        target_fmr: _builtins.float = ...,
+        apply: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["apply", b"apply", "name", b"name", "target_fmr", b"target_fmr"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CalibrateCollectionRequest: _TypeAlias = CalibrateCollectionRequest  # noqa: Y015
+
+@_typing.final
+class Calibration(_message.Message):
+    """A calibration over labelled faces (a collection's, or a labelled folder's with `facerec calibrate`)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    THRESHOLD_FIELD_NUMBER: _builtins.int
+    TARGET_FMR_FIELD_NUMBER: _builtins.int
+    FMR_FIELD_NUMBER: _builtins.int
+    FNMR_FIELD_NUMBER: _builtins.int
+    EER_FIELD_NUMBER: _builtins.int
+    EER_THRESHOLD_FIELD_NUMBER: _builtins.int
+    GENUINE_PAIRS_FIELD_NUMBER: _builtins.int
+    IMPOSTOR_PAIRS_FIELD_NUMBER: _builtins.int
+    PEOPLE_FIELD_NUMBER: _builtins.int
+    FACES_FIELD_NUMBER: _builtins.int
+    APPLIED_FIELD_NUMBER: _builtins.int
+    threshold: _builtins.float
+    """The largest threshold whose false match rate (share of impostor pairs at or under it) is at most
+    `target_fmr`; `fmr` and `fnmr` are the rates measured there.
+    """
+    target_fmr: _builtins.float
+    fmr: _builtins.float
+    fnmr: _builtins.float
+    eer: _builtins.float
+    """Equal error rate (where FMR and FNMR cross) and its threshold."""
+    eer_threshold: _builtins.float
+    genuine_pairs: _builtins.int
+    impostor_pairs: _builtins.int
+    people: _builtins.int
+    """People with two or more faces that gave genuine pairs, and faces used."""
+    faces: _builtins.int
+    applied: _builtins.bool
+    """True when the threshold was set on the collection."""
+    def __init__(
+        self,
+        *,
+        threshold: _builtins.float = ...,
+        target_fmr: _builtins.float = ...,
+        fmr: _builtins.float = ...,
+        fnmr: _builtins.float = ...,
+        eer: _builtins.float = ...,
+        eer_threshold: _builtins.float = ...,
+        genuine_pairs: _builtins.int = ...,
+        impostor_pairs: _builtins.int = ...,
+        people: _builtins.int = ...,
+        faces: _builtins.int = ...,
+        applied: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "eer", b"eer", "eer_threshold", b"eer_threshold", "faces", b"faces", "fmr", b"fmr", "fnmr", b"fnmr", "genuine_pairs", b"genuine_pairs", "impostor_pairs", b"impostor_pairs", "people", b"people", "target_fmr", b"target_fmr", "threshold", b"threshold"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Calibration: _TypeAlias = Calibration  # noqa: Y015
 
 @_typing.final
 class GetCollectionRequest(_message.Message):
@@ -526,16 +738,19 @@ class IdentifyRequest(_message.Message):
     THRESHOLD_FIELD_NUMBER: _builtins.int
     FRAME_ID_FIELD_NUMBER: _builtins.int
     INCLUDE_EMBEDDINGS_FIELD_NUMBER: _builtins.int
+    MIN_MARGIN_FIELD_NUMBER: _builtins.int
     collection: _builtins.str
     image: _builtins.bytes
     top_k: _builtins.int
     """Candidates per face: 1-100; 0 means 5."""
     threshold: _builtins.float
-    """Overrides the collection's threshold for this call. Must be in (0, 2]."""
+    """A fixed threshold for this call instead of the collection's decision settings. Must be in (0, 2]."""
     frame_id: _builtins.str
     """Caller's id for the frame (IdentifyStream), echoed in the response."""
     include_embeddings: _builtins.bool
     """Include each face's descriptor in the response."""
+    min_margin: _builtins.float
+    """Overrides the collection's minimum margin for this call. In [0, 1]."""
     def __init__(
         self,
         *,
@@ -545,13 +760,19 @@ class IdentifyRequest(_message.Message):
         threshold: _builtins.float | None = ...,
         frame_id: _builtins.str = ...,
         include_embeddings: _builtins.bool = ...,
+        min_margin: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_threshold", b"_threshold", "threshold", b"threshold"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_min_margin", b"_min_margin", "_threshold", b"_threshold", "min_margin", b"min_margin", "threshold", b"threshold"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_threshold", b"_threshold", "collection", b"collection", "frame_id", b"frame_id", "image", b"image", "include_embeddings", b"include_embeddings", "threshold", b"threshold", "top_k", b"top_k"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_min_margin", b"_min_margin", "_threshold", b"_threshold", "collection", b"collection", "frame_id", b"frame_id", "image", b"image", "include_embeddings", b"include_embeddings", "min_margin", b"min_margin", "threshold", b"threshold", "top_k", b"top_k"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__min_margin: _TypeAlias = _typing.Literal["min_margin"]  # noqa: Y015
+    _WhichOneofArgType__min_margin: _TypeAlias = _typing.Literal["_min_margin", b"_min_margin"]  # noqa: Y015
     _WhichOneofReturnType__threshold: _TypeAlias = _typing.Literal["threshold"]  # noqa: Y015
     _WhichOneofArgType__threshold: _TypeAlias = _typing.Literal["_threshold", b"_threshold"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min_margin) -> _WhichOneofReturnType__min_margin | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__threshold) -> _WhichOneofReturnType__threshold | None: ...
 
 Global___IdentifyRequest: _TypeAlias = IdentifyRequest  # noqa: Y015
@@ -597,6 +818,13 @@ class IdentifiedFace(_message.Message):
     FACE_FIELD_NUMBER: _builtins.int
     CANDIDATES_FIELD_NUMBER: _builtins.int
     MATCH_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    MARGIN_FIELD_NUMBER: _builtins.int
+    decision: Global___Decision.ValueType
+    margin: _builtins.float
+    """Distance of the second-nearest person minus that of the nearest; unset when the collection holds fewer
+    than two people.
+    """
     @_builtins.property
     def face(self) -> _face_pb2.Face: ...
     @_builtins.property
@@ -605,7 +833,7 @@ class IdentifiedFace(_message.Message):
 
     @_builtins.property
     def match(self) -> Global___Candidate:
-        """The decision: the person this face is, or unset when unknown. One identity per photo: when several faces
+        """The person this face is, set exactly when `decision` is MATCHED. One identity per photo: when several faces
         are nearest to the same person, an optimal assignment (least total distance) gives the person to one face
         and the others take their next candidate under the threshold, or stay unknown.
         """
@@ -616,14 +844,57 @@ class IdentifiedFace(_message.Message):
         face: _face_pb2.Face | None = ...,
         candidates: _abc.Iterable[Global___Candidate] | None = ...,
         match: Global___Candidate | None = ...,
+        decision: Global___Decision.ValueType = ...,
+        margin: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["face", b"face", "match", b"match"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_margin", b"_margin", "face", b"face", "margin", b"margin", "match", b"match"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidates", b"candidates", "face", b"face", "match", b"match"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_margin", b"_margin", "candidates", b"candidates", "decision", b"decision", "face", b"face", "margin", b"margin", "match", b"match"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__margin: _TypeAlias = _typing.Literal["margin"]  # noqa: Y015
+    _WhichOneofArgType__margin: _TypeAlias = _typing.Literal["_margin", b"_margin"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__margin) -> _WhichOneofReturnType__margin | None: ...
+
+Global___IdentifiedFace: _TypeAlias = IdentifiedFace  # noqa: Y015
+
+@_typing.final
+class AppliedThreshold(_message.Message):
+    """Which threshold decided, and why."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    THRESHOLD_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    TARGET_FPIR_FIELD_NUMBER: _builtins.int
+    GALLERY_SIZE_FIELD_NUMBER: _builtins.int
+    MIN_MARGIN_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    threshold: _builtins.float
+    source: Global___ThresholdSource.ValueType
+    target_fpir: _builtins.float
+    """With THRESHOLD_SOURCE_TARGET_FPIR: the target and the gallery size the threshold was derived for."""
+    gallery_size: _builtins.int
+    min_margin: _builtins.float
+    """The minimum margin applied (0: none)."""
+    reason: _builtins.str
+    """One line for people, e.g. "0.47: target FPIR 1% over 376 enrolled people"."""
+    def __init__(
+        self,
+        *,
+        threshold: _builtins.float = ...,
+        source: Global___ThresholdSource.ValueType = ...,
+        target_fpir: _builtins.float = ...,
+        gallery_size: _builtins.int = ...,
+        min_margin: _builtins.float = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gallery_size", b"gallery_size", "min_margin", b"min_margin", "reason", b"reason", "source", b"source", "target_fpir", b"target_fpir", "threshold", b"threshold"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___IdentifiedFace: _TypeAlias = IdentifiedFace  # noqa: Y015
+Global___AppliedThreshold: _TypeAlias = AppliedThreshold  # noqa: Y015
 
 @_typing.final
 class IdentifyResponse(_message.Message):
@@ -633,13 +904,16 @@ class IdentifyResponse(_message.Message):
     IMAGE_SIZE_FIELD_NUMBER: _builtins.int
     THRESHOLD_FIELD_NUMBER: _builtins.int
     FRAME_ID_FIELD_NUMBER: _builtins.int
+    APPLIED_FIELD_NUMBER: _builtins.int
     threshold: _builtins.float
-    """The threshold applied."""
+    """The threshold applied (also in `applied`)."""
     frame_id: _builtins.str
     @_builtins.property
     def faces(self) -> _containers.RepeatedCompositeFieldContainer[Global___IdentifiedFace]: ...
     @_builtins.property
     def image_size(self) -> _face_pb2.ImageSize: ...
+    @_builtins.property
+    def applied(self) -> Global___AppliedThreshold: ...
     def __init__(
         self,
         *,
@@ -647,10 +921,11 @@ class IdentifyResponse(_message.Message):
         image_size: _face_pb2.ImageSize | None = ...,
         threshold: _builtins.float = ...,
         frame_id: _builtins.str = ...,
+        applied: Global___AppliedThreshold | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["image_size", b"image_size"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "image_size", b"image_size"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["faces", b"faces", "frame_id", b"frame_id", "image_size", b"image_size", "threshold", b"threshold"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "faces", b"faces", "frame_id", b"frame_id", "image_size", b"image_size", "threshold", b"threshold"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -49,10 +49,20 @@ class FaceRecognitionStub:
                 request_serializer=facerec_dot_v1_dot_facerec__pb2.ListCollectionsRequest.SerializeToString,
                 response_deserializer=facerec_dot_v1_dot_facerec__pb2.ListCollectionsResponse.FromString,
                 _registered_method=True)
+        self.UpdateCollection = channel.unary_unary(
+                '/facerec.v1.FaceRecognition/UpdateCollection',
+                request_serializer=facerec_dot_v1_dot_facerec__pb2.UpdateCollectionRequest.SerializeToString,
+                response_deserializer=facerec_dot_v1_dot_facerec__pb2.Collection.FromString,
+                _registered_method=True)
         self.DeleteCollection = channel.unary_unary(
                 '/facerec.v1.FaceRecognition/DeleteCollection',
                 request_serializer=facerec_dot_v1_dot_facerec__pb2.DeleteCollectionRequest.SerializeToString,
                 response_deserializer=facerec_dot_v1_dot_facerec__pb2.DeleteCollectionResponse.FromString,
+                _registered_method=True)
+        self.CalibrateCollection = channel.unary_unary(
+                '/facerec.v1.FaceRecognition/CalibrateCollection',
+                request_serializer=facerec_dot_v1_dot_facerec__pb2.CalibrateCollectionRequest.SerializeToString,
+                response_deserializer=facerec_dot_v1_dot_facerec__pb2.Calibration.FromString,
                 _registered_method=True)
         self.Enroll = channel.unary_unary(
                 '/facerec.v1.FaceRecognition/Enroll',
@@ -128,8 +138,26 @@ class FaceRecognitionServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateCollection(self, request, context):
+        """Changes a collection's decision settings (threshold, target FPIR, minimum margin); the fields left unset
+        keep their values.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DeleteCollection(self, request, context):
         """Deletes a collection with every descriptor in it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CalibrateCollection(self, request, context):
+        """Calibrates a collection on its own enrolled faces: every genuine pair (two faces of one person, among the
+        people with two or more faces) and impostor pair (faces of two people) gives the threshold for a target
+        false match rate, the false non-match rate there and the equal error rate. With `apply`, the threshold
+        becomes the collection's fixed threshold. FAILED_PRECONDITION when no person has two faces.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -230,10 +258,20 @@ def add_FaceRecognitionServicer_to_server(servicer, server):
                     request_deserializer=facerec_dot_v1_dot_facerec__pb2.ListCollectionsRequest.FromString,
                     response_serializer=facerec_dot_v1_dot_facerec__pb2.ListCollectionsResponse.SerializeToString,
             ),
+            'UpdateCollection': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCollection,
+                    request_deserializer=facerec_dot_v1_dot_facerec__pb2.UpdateCollectionRequest.FromString,
+                    response_serializer=facerec_dot_v1_dot_facerec__pb2.Collection.SerializeToString,
+            ),
             'DeleteCollection': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteCollection,
                     request_deserializer=facerec_dot_v1_dot_facerec__pb2.DeleteCollectionRequest.FromString,
                     response_serializer=facerec_dot_v1_dot_facerec__pb2.DeleteCollectionResponse.SerializeToString,
+            ),
+            'CalibrateCollection': grpc.unary_unary_rpc_method_handler(
+                    servicer.CalibrateCollection,
+                    request_deserializer=facerec_dot_v1_dot_facerec__pb2.CalibrateCollectionRequest.FromString,
+                    response_serializer=facerec_dot_v1_dot_facerec__pb2.Calibration.SerializeToString,
             ),
             'Enroll': grpc.unary_unary_rpc_method_handler(
                     servicer.Enroll,
@@ -378,6 +416,33 @@ class FaceRecognition:
             _registered_method=True)
 
     @staticmethod
+    def UpdateCollection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facerec.v1.FaceRecognition/UpdateCollection',
+            facerec_dot_v1_dot_facerec__pb2.UpdateCollectionRequest.SerializeToString,
+            facerec_dot_v1_dot_facerec__pb2.Collection.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def DeleteCollection(request,
             target,
             options=(),
@@ -394,6 +459,33 @@ class FaceRecognition:
             '/facerec.v1.FaceRecognition/DeleteCollection',
             facerec_dot_v1_dot_facerec__pb2.DeleteCollectionRequest.SerializeToString,
             facerec_dot_v1_dot_facerec__pb2.DeleteCollectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CalibrateCollection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facerec.v1.FaceRecognition/CalibrateCollection',
+            facerec_dot_v1_dot_facerec__pb2.CalibrateCollectionRequest.SerializeToString,
+            facerec_dot_v1_dot_facerec__pb2.Calibration.FromString,
             options,
             channel_credentials,
             insecure,

@@ -48,8 +48,18 @@ class FaceRecognitionStub:
     """Collections (galleries of enrolled people)."""
     GetCollection: _grpc.UnaryUnaryMultiCallable[_facerec_pb2.GetCollectionRequest, _facerec_pb2.Collection]
     ListCollections: _grpc.UnaryUnaryMultiCallable[_facerec_pb2.ListCollectionsRequest, _facerec_pb2.ListCollectionsResponse]
+    UpdateCollection: _grpc.UnaryUnaryMultiCallable[_facerec_pb2.UpdateCollectionRequest, _facerec_pb2.Collection]
+    """Changes a collection's decision settings (threshold, target FPIR, minimum margin); the fields left unset
+    keep their values.
+    """
     DeleteCollection: _grpc.UnaryUnaryMultiCallable[_facerec_pb2.DeleteCollectionRequest, _facerec_pb2.DeleteCollectionResponse]
     """Deletes a collection with every descriptor in it."""
+    CalibrateCollection: _grpc.UnaryUnaryMultiCallable[_facerec_pb2.CalibrateCollectionRequest, _facerec_pb2.Calibration]
+    """Calibrates a collection on its own enrolled faces: every genuine pair (two faces of one person, among the
+    people with two or more faces) and impostor pair (faces of two people) gives the threshold for a target
+    false match rate, the false non-match rate there and the equal error rate. With `apply`, the threshold
+    becomes the collection's fixed threshold. FAILED_PRECONDITION when no person has two faces.
+    """
     Enroll: _grpc.UnaryUnaryMultiCallable[_facerec_pb2.EnrollRequest, _facerec_pb2.EnrollResponse]
     """Enrolls photos of one person. By default every photo must hold exactly one acceptable face; otherwise
     the call fails with FAILED_PRECONDITION, names each photo's reasons (also in the status details as a
@@ -89,8 +99,18 @@ class FaceRecognitionAsyncStub(FaceRecognitionStub):
     """Collections (galleries of enrolled people)."""
     GetCollection: _aio.UnaryUnaryMultiCallable[_facerec_pb2.GetCollectionRequest, _facerec_pb2.Collection]  # type: ignore[assignment]
     ListCollections: _aio.UnaryUnaryMultiCallable[_facerec_pb2.ListCollectionsRequest, _facerec_pb2.ListCollectionsResponse]  # type: ignore[assignment]
+    UpdateCollection: _aio.UnaryUnaryMultiCallable[_facerec_pb2.UpdateCollectionRequest, _facerec_pb2.Collection]  # type: ignore[assignment]
+    """Changes a collection's decision settings (threshold, target FPIR, minimum margin); the fields left unset
+    keep their values.
+    """
     DeleteCollection: _aio.UnaryUnaryMultiCallable[_facerec_pb2.DeleteCollectionRequest, _facerec_pb2.DeleteCollectionResponse]  # type: ignore[assignment]
     """Deletes a collection with every descriptor in it."""
+    CalibrateCollection: _aio.UnaryUnaryMultiCallable[_facerec_pb2.CalibrateCollectionRequest, _facerec_pb2.Calibration]  # type: ignore[assignment]
+    """Calibrates a collection on its own enrolled faces: every genuine pair (two faces of one person, among the
+    people with two or more faces) and impostor pair (faces of two people) gives the threshold for a target
+    false match rate, the false non-match rate there and the equal error rate. With `apply`, the threshold
+    becomes the collection's fixed threshold. FAILED_PRECONDITION when no person has two faces.
+    """
     Enroll: _aio.UnaryUnaryMultiCallable[_facerec_pb2.EnrollRequest, _facerec_pb2.EnrollResponse]  # type: ignore[assignment]
     """Enrolls photos of one person. By default every photo must hold exactly one acceptable face; otherwise
     the call fails with FAILED_PRECONDITION, names each photo's reasons (also in the status details as a
@@ -147,12 +167,34 @@ class FaceRecognitionServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_facerec_pb2.ListCollectionsResponse, _abc.Awaitable[_facerec_pb2.ListCollectionsResponse]]: ...
 
     @_abc_1.abstractmethod
+    def UpdateCollection(
+        self,
+        request: _facerec_pb2.UpdateCollectionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_facerec_pb2.Collection, _abc.Awaitable[_facerec_pb2.Collection]]:
+        """Changes a collection's decision settings (threshold, target FPIR, minimum margin); the fields left unset
+        keep their values.
+        """
+
+    @_abc_1.abstractmethod
     def DeleteCollection(
         self,
         request: _facerec_pb2.DeleteCollectionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_facerec_pb2.DeleteCollectionResponse, _abc.Awaitable[_facerec_pb2.DeleteCollectionResponse]]:
         """Deletes a collection with every descriptor in it."""
+
+    @_abc_1.abstractmethod
+    def CalibrateCollection(
+        self,
+        request: _facerec_pb2.CalibrateCollectionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_facerec_pb2.Calibration, _abc.Awaitable[_facerec_pb2.Calibration]]:
+        """Calibrates a collection on its own enrolled faces: every genuine pair (two faces of one person, among the
+        people with two or more faces) and impostor pair (faces of two people) gives the threshold for a target
+        false match rate, the false non-match rate there and the equal error rate. With `apply`, the threshold
+        becomes the collection's fixed threshold. FAILED_PRECONDITION when no person has two faces.
+        """
 
     @_abc_1.abstractmethod
     def Enroll(

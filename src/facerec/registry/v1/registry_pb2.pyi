@@ -37,6 +37,8 @@ class Collection(_message.Message):
     FACE_COUNT_FIELD_NUMBER: _builtins.int
     PERSON_COUNT_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    TARGET_FPIR_FIELD_NUMBER: _builtins.int
+    MIN_MARGIN_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Unique name: 1-64 characters of [A-Za-z0-9_-], starting with a letter or digit."""
     model_id: _builtins.str
@@ -50,6 +52,11 @@ class Collection(_message.Message):
     face_count: _builtins.int
     """Faces and people stored now (0 when the request asked for settings only)."""
     person_count: _builtins.int
+    target_fpir: _builtins.float
+    """Decision settings kept for the gateway (see facerec.v1.Collection): target false-positive identification
+    rate (0: fixed threshold) and minimum margin (0: none).
+    """
+    min_margin: _builtins.float
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -63,10 +70,12 @@ class Collection(_message.Message):
         face_count: _builtins.int = ...,
         person_count: _builtins.int = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        target_fpir: _builtins.float = ...,
+        min_margin: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "default_threshold", b"default_threshold", "dimension", b"dimension", "face_count", b"face_count", "model_id", b"model_id", "name", b"name", "person_count", b"person_count", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "default_threshold", b"default_threshold", "dimension", b"dimension", "face_count", b"face_count", "min_margin", b"min_margin", "model_id", b"model_id", "name", b"name", "person_count", b"person_count", "target_fpir", b"target_fpir", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -81,11 +90,15 @@ class CreateCollectionRequest(_message.Message):
     DIMENSION_FIELD_NUMBER: _builtins.int
     DEFAULT_THRESHOLD_FIELD_NUMBER: _builtins.int
     TENANT_FIELD_NUMBER: _builtins.int
+    TARGET_FPIR_FIELD_NUMBER: _builtins.int
+    MIN_MARGIN_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     model_id: _builtins.str
     dimension: _builtins.int
     default_threshold: _builtins.float
     tenant: _builtins.str
+    target_fpir: _builtins.float
+    min_margin: _builtins.float
     def __init__(
         self,
         *,
@@ -94,14 +107,56 @@ class CreateCollectionRequest(_message.Message):
         dimension: _builtins.int = ...,
         default_threshold: _builtins.float = ...,
         tenant: _builtins.str = ...,
+        target_fpir: _builtins.float = ...,
+        min_margin: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_threshold", b"default_threshold", "dimension", b"dimension", "model_id", b"model_id", "name", b"name", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_threshold", b"default_threshold", "dimension", b"dimension", "min_margin", b"min_margin", "model_id", b"model_id", "name", b"name", "target_fpir", b"target_fpir", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CreateCollectionRequest: _TypeAlias = CreateCollectionRequest  # noqa: Y015
+
+@_typing.final
+class UpdateCollectionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    DEFAULT_THRESHOLD_FIELD_NUMBER: _builtins.int
+    TARGET_FPIR_FIELD_NUMBER: _builtins.int
+    MIN_MARGIN_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    default_threshold: _builtins.float
+    """Each field given replaces the stored value."""
+    target_fpir: _builtins.float
+    min_margin: _builtins.float
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        default_threshold: _builtins.float | None = ...,
+        target_fpir: _builtins.float | None = ...,
+        min_margin: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_default_threshold", b"_default_threshold", "_min_margin", b"_min_margin", "_target_fpir", b"_target_fpir", "default_threshold", b"default_threshold", "min_margin", b"min_margin", "target_fpir", b"target_fpir"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_default_threshold", b"_default_threshold", "_min_margin", b"_min_margin", "_target_fpir", b"_target_fpir", "default_threshold", b"default_threshold", "min_margin", b"min_margin", "name", b"name", "target_fpir", b"target_fpir"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__default_threshold: _TypeAlias = _typing.Literal["default_threshold"]  # noqa: Y015
+    _WhichOneofArgType__default_threshold: _TypeAlias = _typing.Literal["_default_threshold", b"_default_threshold"]  # noqa: Y015
+    _WhichOneofReturnType__min_margin: _TypeAlias = _typing.Literal["min_margin"]  # noqa: Y015
+    _WhichOneofArgType__min_margin: _TypeAlias = _typing.Literal["_min_margin", b"_min_margin"]  # noqa: Y015
+    _WhichOneofReturnType__target_fpir: _TypeAlias = _typing.Literal["target_fpir"]  # noqa: Y015
+    _WhichOneofArgType__target_fpir: _TypeAlias = _typing.Literal["_target_fpir", b"_target_fpir"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__default_threshold) -> _WhichOneofReturnType__default_threshold | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min_margin) -> _WhichOneofReturnType__min_margin | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__target_fpir) -> _WhichOneofReturnType__target_fpir | None: ...
+
+Global___UpdateCollectionRequest: _TypeAlias = UpdateCollectionRequest  # noqa: Y015
 
 @_typing.final
 class GetCollectionRequest(_message.Message):
@@ -536,6 +591,65 @@ class SearchResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SearchResponse: _TypeAlias = SearchResponse  # noqa: Y015
+
+@_typing.final
+class ListFacesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLLECTION_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    INCLUDE_EMBEDDINGS_FIELD_NUMBER: _builtins.int
+    collection: _builtins.str
+    page_size: _builtins.int
+    """1-1000; 0 means 100."""
+    page_token: _builtins.str
+    """From a previous response's `next_page_token`; empty for the first page."""
+    person_id: _builtins.str
+    """When set, only this person's faces."""
+    include_embeddings: _builtins.bool
+    """Include each face's descriptor (`embedding`); otherwise it is left empty."""
+    def __init__(
+        self,
+        *,
+        collection: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        person_id: _builtins.str = ...,
+        include_embeddings: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "include_embeddings", b"include_embeddings", "page_size", b"page_size", "page_token", b"page_token", "person_id", b"person_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListFacesRequest: _TypeAlias = ListFacesRequest  # noqa: Y015
+
+@_typing.final
+class ListFacesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FACES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def faces(self) -> _containers.RepeatedCompositeFieldContainer[Global___FaceRecord]: ...
+    def __init__(
+        self,
+        *,
+        faces: _abc.Iterable[Global___FaceRecord] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["faces", b"faces", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListFacesResponse: _TypeAlias = ListFacesResponse  # noqa: Y015
 
 @_typing.final
 class DeleteFaceRequest(_message.Message):

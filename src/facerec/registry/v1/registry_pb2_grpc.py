@@ -49,6 +49,11 @@ class RegistryStub:
                 request_serializer=facerec_dot_registry_dot_v1_dot_registry__pb2.ListCollectionsRequest.SerializeToString,
                 response_deserializer=facerec_dot_registry_dot_v1_dot_registry__pb2.ListCollectionsResponse.FromString,
                 _registered_method=True)
+        self.UpdateCollection = channel.unary_unary(
+                '/facerec.registry.v1.Registry/UpdateCollection',
+                request_serializer=facerec_dot_registry_dot_v1_dot_registry__pb2.UpdateCollectionRequest.SerializeToString,
+                response_deserializer=facerec_dot_registry_dot_v1_dot_registry__pb2.Collection.FromString,
+                _registered_method=True)
         self.DeleteCollection = channel.unary_unary(
                 '/facerec.registry.v1.Registry/DeleteCollection',
                 request_serializer=facerec_dot_registry_dot_v1_dot_registry__pb2.DeleteCollectionRequest.SerializeToString,
@@ -68,6 +73,11 @@ class RegistryStub:
                 '/facerec.registry.v1.Registry/DeleteFace',
                 request_serializer=facerec_dot_registry_dot_v1_dot_registry__pb2.DeleteFaceRequest.SerializeToString,
                 response_deserializer=facerec_dot_registry_dot_v1_dot_registry__pb2.DeleteFaceResponse.FromString,
+                _registered_method=True)
+        self.ListFaces = channel.unary_unary(
+                '/facerec.registry.v1.Registry/ListFaces',
+                request_serializer=facerec_dot_registry_dot_v1_dot_registry__pb2.ListFacesRequest.SerializeToString,
+                response_deserializer=facerec_dot_registry_dot_v1_dot_registry__pb2.ListFacesResponse.FromString,
                 _registered_method=True)
         self.GetPerson = channel.unary_unary(
                 '/facerec.registry.v1.Registry/GetPerson',
@@ -122,6 +132,13 @@ class RegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateCollection(self, request, context):
+        """Changes a collection's decision settings; the fields left unset keep their values. NOT_FOUND when absent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DeleteCollection(self, request, context):
         """Deletes a collection and every descriptor in it.
         """
@@ -146,6 +163,13 @@ class RegistryServicer:
 
     def DeleteFace(self, request, context):
         """Deletes one face by id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListFaces(self, request, context):
+        """Stored faces, ordered by face id, paged; optionally one person's, optionally with their descriptors.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -204,6 +228,11 @@ def add_RegistryServicer_to_server(servicer, server):
                     request_deserializer=facerec_dot_registry_dot_v1_dot_registry__pb2.ListCollectionsRequest.FromString,
                     response_serializer=facerec_dot_registry_dot_v1_dot_registry__pb2.ListCollectionsResponse.SerializeToString,
             ),
+            'UpdateCollection': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCollection,
+                    request_deserializer=facerec_dot_registry_dot_v1_dot_registry__pb2.UpdateCollectionRequest.FromString,
+                    response_serializer=facerec_dot_registry_dot_v1_dot_registry__pb2.Collection.SerializeToString,
+            ),
             'DeleteCollection': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteCollection,
                     request_deserializer=facerec_dot_registry_dot_v1_dot_registry__pb2.DeleteCollectionRequest.FromString,
@@ -223,6 +252,11 @@ def add_RegistryServicer_to_server(servicer, server):
                     servicer.DeleteFace,
                     request_deserializer=facerec_dot_registry_dot_v1_dot_registry__pb2.DeleteFaceRequest.FromString,
                     response_serializer=facerec_dot_registry_dot_v1_dot_registry__pb2.DeleteFaceResponse.SerializeToString,
+            ),
+            'ListFaces': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFaces,
+                    request_deserializer=facerec_dot_registry_dot_v1_dot_registry__pb2.ListFacesRequest.FromString,
+                    response_serializer=facerec_dot_registry_dot_v1_dot_registry__pb2.ListFacesResponse.SerializeToString,
             ),
             'GetPerson': grpc.unary_unary_rpc_method_handler(
                     servicer.GetPerson,
@@ -342,6 +376,33 @@ class Registry:
             _registered_method=True)
 
     @staticmethod
+    def UpdateCollection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facerec.registry.v1.Registry/UpdateCollection',
+            facerec_dot_registry_dot_v1_dot_registry__pb2.UpdateCollectionRequest.SerializeToString,
+            facerec_dot_registry_dot_v1_dot_registry__pb2.Collection.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def DeleteCollection(request,
             target,
             options=(),
@@ -439,6 +500,33 @@ class Registry:
             '/facerec.registry.v1.Registry/DeleteFace',
             facerec_dot_registry_dot_v1_dot_registry__pb2.DeleteFaceRequest.SerializeToString,
             facerec_dot_registry_dot_v1_dot_registry__pb2.DeleteFaceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFaces(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facerec.registry.v1.Registry/ListFaces',
+            facerec_dot_registry_dot_v1_dot_registry__pb2.ListFacesRequest.SerializeToString,
+            facerec_dot_registry_dot_v1_dot_registry__pb2.ListFacesResponse.FromString,
             options,
             channel_credentials,
             insecure,

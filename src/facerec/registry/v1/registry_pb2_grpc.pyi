@@ -47,6 +47,8 @@ class RegistryStub:
     """
     ListCollections: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ListCollectionsRequest, _registry_pb2.ListCollectionsResponse]
     """Collections, ordered by name; optionally only those of one tenant."""
+    UpdateCollection: _grpc.UnaryUnaryMultiCallable[_registry_pb2.UpdateCollectionRequest, _registry_pb2.Collection]
+    """Changes a collection's decision settings; the fields left unset keep their values. NOT_FOUND when absent."""
     DeleteCollection: _grpc.UnaryUnaryMultiCallable[_registry_pb2.DeleteCollectionRequest, _registry_pb2.DeleteCollectionResponse]
     """Deletes a collection and every descriptor in it."""
     UpsertFaces: _grpc.UnaryUnaryMultiCallable[_registry_pb2.UpsertFacesRequest, _registry_pb2.UpsertFacesResponse]
@@ -57,6 +59,8 @@ class RegistryStub:
     """Nearest faces for a batch of query descriptors."""
     DeleteFace: _grpc.UnaryUnaryMultiCallable[_registry_pb2.DeleteFaceRequest, _registry_pb2.DeleteFaceResponse]
     """Deletes one face by id."""
+    ListFaces: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ListFacesRequest, _registry_pb2.ListFacesResponse]
+    """Stored faces, ordered by face id, paged; optionally one person's, optionally with their descriptors."""
     GetPerson: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetPersonRequest, _registry_pb2.Person]
     """A person and how many faces they have. NOT_FOUND when the collection holds no face of theirs."""
     ListPeople: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ListPeopleRequest, _registry_pb2.ListPeopleResponse]
@@ -81,6 +85,8 @@ class RegistryAsyncStub(RegistryStub):
     """
     ListCollections: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListCollectionsRequest, _registry_pb2.ListCollectionsResponse]  # type: ignore[assignment]
     """Collections, ordered by name; optionally only those of one tenant."""
+    UpdateCollection: _aio.UnaryUnaryMultiCallable[_registry_pb2.UpdateCollectionRequest, _registry_pb2.Collection]  # type: ignore[assignment]
+    """Changes a collection's decision settings; the fields left unset keep their values. NOT_FOUND when absent."""
     DeleteCollection: _aio.UnaryUnaryMultiCallable[_registry_pb2.DeleteCollectionRequest, _registry_pb2.DeleteCollectionResponse]  # type: ignore[assignment]
     """Deletes a collection and every descriptor in it."""
     UpsertFaces: _aio.UnaryUnaryMultiCallable[_registry_pb2.UpsertFacesRequest, _registry_pb2.UpsertFacesResponse]  # type: ignore[assignment]
@@ -91,6 +97,8 @@ class RegistryAsyncStub(RegistryStub):
     """Nearest faces for a batch of query descriptors."""
     DeleteFace: _aio.UnaryUnaryMultiCallable[_registry_pb2.DeleteFaceRequest, _registry_pb2.DeleteFaceResponse]  # type: ignore[assignment]
     """Deletes one face by id."""
+    ListFaces: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListFacesRequest, _registry_pb2.ListFacesResponse]  # type: ignore[assignment]
+    """Stored faces, ordered by face id, paged; optionally one person's, optionally with their descriptors."""
     GetPerson: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetPersonRequest, _registry_pb2.Person]  # type: ignore[assignment]
     """A person and how many faces they have. NOT_FOUND when the collection holds no face of theirs."""
     ListPeople: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListPeopleRequest, _registry_pb2.ListPeopleResponse]  # type: ignore[assignment]
@@ -132,6 +140,14 @@ class RegistryServicer(metaclass=_abc_1.ABCMeta):
         """Collections, ordered by name; optionally only those of one tenant."""
 
     @_abc_1.abstractmethod
+    def UpdateCollection(
+        self,
+        request: _registry_pb2.UpdateCollectionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.Collection, _abc.Awaitable[_registry_pb2.Collection]]:
+        """Changes a collection's decision settings; the fields left unset keep their values. NOT_FOUND when absent."""
+
+    @_abc_1.abstractmethod
     def DeleteCollection(
         self,
         request: _registry_pb2.DeleteCollectionRequest,
@@ -164,6 +180,14 @@ class RegistryServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.DeleteFaceResponse, _abc.Awaitable[_registry_pb2.DeleteFaceResponse]]:
         """Deletes one face by id."""
+
+    @_abc_1.abstractmethod
+    def ListFaces(
+        self,
+        request: _registry_pb2.ListFacesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.ListFacesResponse, _abc.Awaitable[_registry_pb2.ListFacesResponse]]:
+        """Stored faces, ordered by face id, paged; optionally one person's, optionally with their descriptors."""
 
     @_abc_1.abstractmethod
     def GetPerson(
