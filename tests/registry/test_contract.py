@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from facerec.limits import MAX_REGISTRY_COLLECTION_NAME_LENGTH
 from facerec.runtime.errors import AlreadyExists, InvalidArgument, NotFound
 from facerec_registry.domain import FaceRecord, PersonAttributes, PersonUpdate, SearchQuery
 from facerec_registry.registry import Registry
@@ -100,7 +101,9 @@ def test_creating_a_collection_again_with_other_settings_is_refused(
         registry.create_collection(GALLERY, *settings)
 
 
-@pytest.mark.parametrize("name", ["", "-starts-with-dash", "has space", "a" * 65, "dot.ted"])
+@pytest.mark.parametrize(
+    "name", ["", "-starts-with-dash", "has space", "a" * (MAX_REGISTRY_COLLECTION_NAME_LENGTH + 1), "dot.ted"]
+)
 def test_malformed_collection_names_are_refused(registry: Registry, name: str) -> None:
     with pytest.raises(InvalidArgument):
         registry.create_collection(name, MODEL_ID, DIMENSION, 0.6)

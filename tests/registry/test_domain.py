@@ -18,7 +18,7 @@ from facerec_registry.domain import (
 )
 
 
-@pytest.mark.parametrize("name", ["a", "A-1_b", "9" * 64])
+@pytest.mark.parametrize("name", ["a", "A-1_b", "9" * 64, "acme__staff", "t" * 32 + "__" + "c" * 48])
 def test_collection_names_of_the_allowed_alphabet_are_accepted(name: str) -> None:
     assert validate_collection_name(name) == name
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -170,11 +171,11 @@ def test_closing_the_store_stops_a_running_index_build(tmp_path: Path) -> None:
     registry = Registry(store)
     registry.create_collection(GALLERY, MODEL_ID, DIMENSION, 0.6)
     registry.upsert_faces(GALLERY, _faces(8_000, seed=6))
-    collection = store._collection(GALLERY)
+    index_builds = store._collection(GALLERY).index
     waited = time.perf_counter()
     # Close while the child process optimizes the copy (a fixed sleep raced it on a fast machine: the build
     # had ended and close rightly waited for the swap).
-    while (child := collection._child) is None and time.perf_counter() - waited < 30:
+    while (child := index_builds._child) is None and time.perf_counter() - waited < 30:
         time.sleep(0.01)
     assert child is not None, "the index build never started"
 
@@ -188,5 +189,24 @@ def test_closing_the_store_stops_a_running_index_build(tmp_path: Path) -> None:
         assert closing_s < 1.0
         assert Registry(reopened).count(GALLERY).faces == 8_000
         assert len([p for p in (tmp_path / "collections" / GALLERY).iterdir() if p.is_dir()]) == 1
+    finally:
+        reopened.close()
+
+
+def test_a_collection_made_before_decision_settings_reads_as_fixed_threshold_without_margin(tmp_path: Path) -> None:
+    store = EdgeFaceStore(StoreConfig(data_dir=tmp_path))
+    Registry(store).create_collection(GALLERY, MODEL_ID, DIMENSION, 0.6)
+    store.close()
+    # As an earlier release wrote the catalog entry: no target_fpir, no min_margin.
+    entry_file = tmp_path / "collections" / GALLERY / "collection.json"
+    entry = json.loads(entry_file.read_text())
+    del entry["collection"]["target_fpir"], entry["collection"]["min_margin"]
+    entry_file.write_text(json.dumps(entry))
+
+    reopened = EdgeFaceStore(StoreConfig(data_dir=tmp_path))
+    try:
+        settings = Registry(reopened).collection_settings(GALLERY)
+        assert (settings.target_fpir, settings.min_margin) == (0.0, 0.0)
+        assert settings.default_threshold == pytest.approx(0.6)
     finally:
         reopened.close()

@@ -165,3 +165,18 @@ def test_a_gallery_made_before_people_directories_gets_one_built_from_its_faces(
     assert upgraded.count_people("staff") == 3
     assert upgraded.people_after("staff", None, 10) == ["alice", "bob", "carol"]
     assert upgraded.people_after("staff", "alice", 1) == ["bob"]
+
+
+def test_a_gallery_made_before_decision_settings_reads_as_fixed_threshold_without_margin() -> None:
+    client = QdrantClient(location=":memory:")
+    store = ServerFaceStore(StoreConfig(), client=client)
+    store.create_collection(GALLERY)
+    # As an earlier release wrote the metadata: no target_fpir, no min_margin.
+    old = dict((client.get_collection("facerec_staff").config.metadata or {})["facerec_collection"])
+    del old["target_fpir"], old["min_margin"]
+    client.update_collection("facerec_staff", metadata={"facerec_collection": old})
+
+    read = ServerFaceStore(StoreConfig(), client=client).get_collection("staff")
+
+    assert read == GALLERY
+    assert read is not None and (read.target_fpir, read.min_margin) == (0.0, 0.0)

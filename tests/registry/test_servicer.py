@@ -109,3 +109,50 @@ async def test_domain_errors_propagate_out_of_the_servicer(stub: pb_grpc.Registr
         await stub.GetCollection(pb.GetCollectionRequest(name="absent"))
 
     assert "does not exist" in (raised.value.details() or "")
+
+
+async def test_decision_settings_are_created_updated_and_read_through_grpc(stub: pb_grpc.RegistryAsyncStub) -> None:
+    created = await stub.CreateCollection(
+        pb.CreateCollectionRequest(
+            name="staff", model_id=MODEL_ID, dimension=DIMENSION, default_threshold=0.6, target_fpir=0.01
+        )
+    )
+    request, _ = _upsert_request(5, 2)
+    await stub.UpsertFaces(request)
+
+    updated = await stub.UpdateCollection(pb.UpdateCollectionRequest(name="staff", min_margin=0.05))
+    got = await stub.GetCollection(pb.GetCollectionRequest(name="staff", settings_only=True))
+    [listed] = (await stub.ListCollections(pb.ListCollectionsRequest())).collections
+
+    assert (created.target_fpir, created.min_margin) == pytest.approx((0.01, 0.0))
+    # Fields left unset keep their values; the answer carries the counts.
+    assert (updated.default_threshold, updated.target_fpir, updated.min_margin) == pytest.approx((0.6, 0.01, 0.05))
+    assert (updated.face_count, updated.person_count) == (10, 5)
+    assert (got.target_fpir, got.min_margin) == pytest.approx((0.01, 0.05))
+    assert (listed.target_fpir, listed.min_margin) == pytest.approx((0.01, 0.05))
+
+
+async def test_updating_an_absent_collection_is_an_error_through_grpc(stub: pb_grpc.RegistryAsyncStub) -> None:
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stub.UpdateCollection(pb.UpdateCollectionRequest(name="absent", target_fpir=0.01))
+
+
+async def test_faces_are_listed_in_pages_with_descriptors_through_grpc(stub: pb_grpc.RegistryAsyncStub) -> None:
+    await stub.CreateCollection(
+        pb.CreateCollectionRequest(name="staff", model_id=MODEL_ID, dimension=DIMENSION, default_threshold=0.6)
+    )
+    request, vectors = _upsert_request(5, 2)
+    await stub.UpsertFaces(request)
+
+    first = await stub.ListFaces(pb.ListFacesRequest(collection="staff", page_size=3, include_embeddings=True))
+    rest = await stub.ListFaces(
+        pb.ListFacesRequest(collection="staff", page_size=100, page_token=first.next_page_token)
+    )
+    one = await stub.ListFaces(pb.ListFacesRequest(collection="staff", person_id="p1"))
+
+    assert [(f.person_id, f.face_id) for f in first.faces] == [("p0", "f0"), ("p0", "f1"), ("p1", "f2")]
+    np.testing.assert_allclose(first.faces[0].embedding, vectors[0], atol=1e-6)
+    assert first.faces[0].enrolled_at.seconds > 0 and dict(first.faces[0].metadata) == {"cam": "1"}
+    assert len(rest.faces) == 7 and not rest.next_page_token
+    assert all(len(f.embedding) == 0 for f in rest.faces)
+    assert [f.face_id for f in one.faces] == ["f2", "f3"]

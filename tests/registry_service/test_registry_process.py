@@ -173,3 +173,38 @@ async def test_bad_input_is_refused_with_a_status_and_writes_nothing(data_dir: P
         assert (await stub.Count(registry_pb2.CountRequest(collection="c"), timeout=10)).faces == 0
     finally:
         registry.stop()
+
+
+async def test_collection_settings_and_face_listing_answer_with_clear_statuses(data_dir: Path) -> None:
+    registry = RegistryProcess(data_dir)
+    try:
+        stub = await _serving(registry)
+        # The longest name a tenant's collection can map to (32-character tenant, '__', 48-character name).
+        name = "t" * 32 + "__" + "c" * 48
+        await stub.CreateCollection(
+            registry_pb2.CreateCollectionRequest(
+                name=name, model_id="m", dimension=DIM, default_threshold=0.6, target_fpir=0.01
+            ),
+            timeout=10,
+        )
+        await stub.UpsertFaces(registry_pb2.UpsertFacesRequest(collection=name, faces=faces(0, 4)), timeout=10)
+
+        updated = await stub.UpdateCollection(
+            registry_pb2.UpdateCollectionRequest(name=name, min_margin=0.05), timeout=10
+        )
+        listed = await stub.ListFaces(registry_pb2.ListFacesRequest(collection=name, page_size=3), timeout=10)
+        with pytest.raises(grpc.aio.AioRpcError) as out_of_range:
+            await stub.UpdateCollection(registry_pb2.UpdateCollectionRequest(name=name, target_fpir=0.9), timeout=10)
+        with pytest.raises(grpc.aio.AioRpcError) as absent:
+            await stub.UpdateCollection(registry_pb2.UpdateCollectionRequest(name="nope", min_margin=0.1), timeout=10)
+        with pytest.raises(grpc.aio.AioRpcError) as bad_token:
+            await stub.ListFaces(registry_pb2.ListFacesRequest(collection=name, page_token="x"), timeout=10)
+
+        assert (updated.target_fpir, updated.min_margin) == pytest.approx((0.01, 0.05))
+        assert [f.face_id for f in listed.faces] == ["face-0", "face-1", "face-2"] and listed.next_page_token
+        assert out_of_range.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "target_fpir" in (out_of_range.value.details() or "")
+        assert absent.value.code() == grpc.StatusCode.NOT_FOUND
+        assert bad_token.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    finally:
+        registry.stop()

@@ -70,7 +70,7 @@ class RegistryApp:
         config = store_config(settings)
         self._lock = None if config.qdrant_url else DataDirLock(config.data_dir)
         self.store: FaceStore | None = open_store(config)
-        self.registry = Registry(self.store)
+        self.registry = Registry(self.store, shared_settings_ttl_s=settings.shared_settings_ttl_s)
         log.info("face store open: %s", config.qdrant_url or config.data_dir)
 
     def bindings(self) -> Sequence[ServiceBinding]:

@@ -13,12 +13,13 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
 import numpy.typing as npt
 
+from facerec import limits
 from facerec_registry.errors import (
     InvalidCollectionName,
     InvalidCollectionSettings,
@@ -30,20 +31,19 @@ from facerec_registry.errors import (
 
 Vector = npt.NDArray[np.float32]
 
-COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-MAX_PERSON_ID_LENGTH = 128
+# The limits other services check too live in ``facerec.limits``; the ones below are the registry's alone.
 MAX_DIMENSION = 4096
-MAX_TOP_K = 100
-MAX_QUERIES = 256
-MAX_PAGE_SIZE = 1000
-DEFAULT_PAGE_SIZE = 100
 # Control characters (C0, DEL, C1) would make ids unprintable in logs and listings.
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
 class Collection:
-    """A gallery: faces of one embedding model, compared by euclidean distance."""
+    """A gallery: faces of one embedding model, compared by euclidean distance.
+
+    ``target_fpir`` and ``min_margin`` are decision settings the registry keeps for the gateway (0: a fixed
+    threshold, no margin rule); collections made before they existed read as 0.
+    """
 
     name: str
     model_id: str
@@ -51,6 +51,8 @@ class Collection:
     default_threshold: float
     tenant: str
     created_at: datetime
+    target_fpir: float = 0.0
+    min_margin: float = 0.0
 
     def same_settings(self, other: Collection) -> bool:
         """Whether ``other`` asks for exactly this collection (creation time aside)."""
@@ -59,7 +61,32 @@ class Collection:
             other.model_id,
             other.dimension,
             other.tenant,
-        ) and math.isclose(self.default_threshold, other.default_threshold, rel_tol=0, abs_tol=1e-6)
+        ) and all(
+            math.isclose(mine, theirs, rel_tol=0, abs_tol=1e-6)
+            for mine, theirs in [
+                (self.default_threshold, other.default_threshold),
+                (self.target_fpir, other.target_fpir),
+                (self.min_margin, other.min_margin),
+            ]
+        )
+
+
+@dataclass(frozen=True)
+class CollectionUpdate:
+    """A change to a collection's decision settings: each field given replaces the stored value."""
+
+    default_threshold: float | None = None
+    target_fpir: float | None = None
+    min_margin: float | None = None
+
+    def apply(self, current: Collection) -> Collection:
+        """The collection after this update."""
+        return replace(
+            current,
+            default_threshold=current.default_threshold if self.default_threshold is None else self.default_threshold,
+            target_fpir=current.target_fpir if self.target_fpir is None else self.target_fpir,
+            min_margin=current.min_margin if self.min_margin is None else self.min_margin,
+        )
 
 
 @dataclass(frozen=True)
@@ -163,16 +190,23 @@ class PeoplePage:
     next_page_token: str
 
 
+@dataclass(frozen=True)
+class FacePage:
+    """One page of stored faces ordered by person id then face id; ``next_page_token`` is empty on the last."""
+
+    faces: tuple[FaceRecord, ...]
+    next_page_token: str
+
+
 # --- validation -----------------------------------------------------------------------------------------
 
 
 def validate_collection_name(name: str) -> str:
-    """The name when it is 1-64 characters of ``[A-Za-z0-9_-]`` starting with a letter or digit."""
-    if not COLLECTION_NAME.fullmatch(name):
-        raise InvalidCollectionName(
-            f"collection name {name!r} must be 1-64 characters of [A-Za-z0-9_-], starting with a letter or digit"
-        )
-    return name
+    """The name when it is a registry collection name (``facerec.limits.check_registry_collection_name``)."""
+    try:
+        return limits.check_registry_collection_name(name)
+    except ValueError as error:
+        raise InvalidCollectionName(str(error)) from error
 
 
 def validate_new_collection(collection: Collection) -> Collection:
@@ -182,18 +216,26 @@ def validate_new_collection(collection: Collection) -> Collection:
         raise InvalidCollectionSettings("model_id must not be empty")
     if not 1 <= collection.dimension <= MAX_DIMENSION:
         raise InvalidCollectionSettings(f"dimension must be 1..{MAX_DIMENSION}, got {collection.dimension}")
-    if not math.isfinite(collection.default_threshold) or collection.default_threshold < 0:
-        raise InvalidCollectionSettings("default_threshold must be a finite distance >= 0")
+    validate_decision_settings(collection.default_threshold, collection.target_fpir, collection.min_margin)
     return collection
 
 
+def validate_decision_settings(default_threshold: float, target_fpir: float, min_margin: float) -> None:
+    """Raises ``InvalidCollectionSettings`` unless each setting is in its range (``facerec.limits``)."""
+    try:
+        limits.check_threshold(default_threshold)
+        limits.check_target_fpir(target_fpir)
+        limits.check_min_margin(min_margin)
+    except ValueError as error:
+        raise InvalidCollectionSettings(str(error)) from error
+
+
 def validate_person_id(person_id: str) -> str:
-    """The id when it is 1-128 characters without control characters."""
-    if not 1 <= len(person_id) <= MAX_PERSON_ID_LENGTH:
-        raise InvalidPerson(f"person_id must be 1-{MAX_PERSON_ID_LENGTH} characters, got {len(person_id)}")
-    if _CONTROL_CHARACTERS.search(person_id):
-        raise InvalidPerson("person_id must not contain control characters")
-    return person_id
+    """The id when it is a valid person id (``facerec.limits.check_person_id``)."""
+    try:
+        return limits.check_person_id(person_id)
+    except ValueError as error:
+        raise InvalidPerson(str(error)) from error
 
 
 def as_vector(values: Sequence[float] | Vector, dimension: int, what: str) -> Vector:
@@ -231,10 +273,11 @@ def validate_face(face: FaceRecord, collection: Collection) -> FaceRecord:
 
 def validate_search(query: SearchQuery, collection: Collection) -> SearchQuery:
     """The query with its vectors checked, when it is within the limits."""
-    if not 1 <= query.top_k <= MAX_TOP_K:
-        raise InvalidSearch(f"top_k must be 1..{MAX_TOP_K}, got {query.top_k}")
-    if not 1 <= len(query.vectors) <= MAX_QUERIES:
-        raise InvalidSearch(f"a search takes 1..{MAX_QUERIES} query vectors, got {len(query.vectors)}")
+    try:
+        limits.check_top_k(query.top_k)
+        limits.check_query_count(len(query.vectors))
+    except ValueError as error:
+        raise InvalidSearch(str(error)) from error
     if query.max_distance is not None and not (math.isfinite(query.max_distance) and query.max_distance >= 0):
         raise InvalidSearch("max_distance must be a finite distance >= 0")
     if query.person_id:
@@ -254,12 +297,11 @@ def validate_search(query: SearchQuery, collection: Collection) -> SearchQuery:
 
 
 def page_size_or_default(page_size: int) -> int:
-    """The page size to use: 0 means the default; otherwise 1..1000."""
-    if page_size == 0:
-        return DEFAULT_PAGE_SIZE
-    if not 1 <= page_size <= MAX_PAGE_SIZE:
-        raise InvalidPageRequest(f"page_size must be 0 (default) or 1..{MAX_PAGE_SIZE}, got {page_size}")
-    return page_size
+    """The page size to use: 0 means the default (``facerec.limits.page_size_or_default``)."""
+    try:
+        return limits.page_size_or_default(page_size)
+    except ValueError as error:
+        raise InvalidPageRequest(str(error)) from error
 
 
 # Page tokens are opaque to callers: the last person id of the previous page, wrapped so that nobody
@@ -283,3 +325,23 @@ def decode_page_token(token: str) -> str | None:
     if not isinstance(after, str) or content.get("v") != 1:
         raise InvalidPageRequest("page_token was not issued by this registry")
     return after
+
+
+def encode_face_page_token(last_person_id: str, last_face_id: str) -> str:
+    """An opaque token that resumes a face listing after this face (of this person)."""
+    raw = json.dumps({"v": 1, "faces_after": [last_person_id, last_face_id]}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_face_page_token(token: str) -> tuple[str, str] | None:
+    """The (person id, face id) a face listing resumes after; ``None`` for the first page."""
+    if not token:
+        return None
+    try:
+        content = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        person_id, face_id = content["faces_after"]
+    except (binascii.Error, ValueError, KeyError, TypeError) as error:
+        raise InvalidPageRequest("page_token was not issued by this registry for a face listing") from error
+    if not (isinstance(person_id, str) and isinstance(face_id, str)) or content.get("v") != 1:
+        raise InvalidPageRequest("page_token was not issued by this registry for a face listing")
+    return person_id, face_id

@@ -1,7 +1,8 @@
 """The registry's domain service: collections of people's faces over any ``FaceStore``.
 
 Every request is validated in full before anything is written, so a bad request leaves no partial state.
-Methods are synchronous (the stores block); the servicer runs them in worker threads.
+Methods are synchronous (the stores block); the servicer runs them in worker threads. Collection settings are
+kept between requests (``collection_cache.py``), so a search costs the store one call.
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from facerec_registry.collection_cache import CollectionCache
 from facerec_registry.domain import (
     Collection,
     CollectionStatus,
+    CollectionUpdate,
     Counts,
+    FacePage,
     FaceRecord,
     Match,
     PeoplePage,
@@ -21,10 +25,13 @@ from facerec_registry.domain import (
     PersonAttributes,
     PersonUpdate,
     SearchQuery,
+    decode_face_page_token,
     decode_page_token,
+    encode_face_page_token,
     encode_page_token,
     page_size_or_default,
     validate_collection_name,
+    validate_decision_settings,
     validate_face,
     validate_new_collection,
     validate_person_id,
@@ -36,18 +43,28 @@ from facerec_registry.store.base import FaceStore, FaceSummary, ScoredFace, Stor
 # One-result-per-person search fetches this many faces per wanted person in its first round, so that a
 # few people with several close faces still leave top_k distinct people in one round.
 _OVERFETCH = 4
+# How long settings are kept over a store other replicas share: a change made elsewhere is seen within this.
+DEFAULT_SHARED_SETTINGS_TTL_S = 5.0
 
 
 class Registry:
     """Collections, faces and people, with the registry API's rules, over a vector store."""
 
-    def __init__(self, store: FaceStore) -> None:
+    def __init__(self, store: FaceStore, shared_settings_ttl_s: float = DEFAULT_SHARED_SETTINGS_TTL_S) -> None:
         self._store = store
+        self._settings = CollectionCache(None if store.exclusive else shared_settings_ttl_s)
 
     # --- collections ---------------------------------------------------------------------------------
 
     def create_collection(
-        self, name: str, model_id: str, dimension: int, default_threshold: float, tenant: str = ""
+        self,
+        name: str,
+        model_id: str,
+        dimension: int,
+        default_threshold: float,
+        tenant: str = "",
+        target_fpir: float = 0.0,
+        min_margin: float = 0.0,
     ) -> CollectionStatus:
         """Creates a collection; the same settings again return it, other settings are ``CollectionExists``."""
         wanted = validate_new_collection(
@@ -58,20 +75,34 @@ class Registry:
                 default_threshold=default_threshold,
                 tenant=tenant,
                 created_at=datetime.now(UTC),
+                target_fpir=target_fpir,
+                min_margin=min_margin,
             )
         )
         stored = self._store.create_collection(wanted)
+        self._settings.put(stored)
         if not stored.same_settings(wanted):
             raise CollectionExists(f"collection {name!r} exists with other settings")
         return self._status(stored)
 
     def get_collection(self, name: str) -> CollectionStatus:
-        """The collection and its counts."""
-        return self._status(self._collection(name))
+        """The collection and its counts (settings read from the store: a change made elsewhere shows at once)."""
+        return self._status(self._fresh_collection(name))
 
     def collection_settings(self, name: str) -> Collection:
         """The collection's settings alone, without counting anything (identification and enrollment)."""
-        return self._collection(name)
+        return self._fresh_collection(name)
+
+    def update_collection(self, name: str, update: CollectionUpdate) -> CollectionStatus:
+        """Replaces the decision settings given in ``update``; returns the collection after, with its counts."""
+        changed = update.apply(self._fresh_collection(name))
+        validate_decision_settings(changed.default_threshold, changed.target_fpir, changed.min_margin)
+        stored = self._store.update_collection(changed)
+        if stored is None:
+            self._settings.drop(name)
+            raise CollectionNotFound(f"collection {name!r} does not exist")
+        self._settings.put(stored)
+        return self._status(stored)
 
     def list_collections(self, tenant: str | None = None) -> list[CollectionStatus]:
         """Collections ordered by name, optionally only one tenant's."""
@@ -80,8 +111,11 @@ class Registry:
 
     def delete_collection(self, name: str) -> int:
         """Deletes a collection and all its faces; returns how many faces it held."""
-        self._collection(name)
-        return self._store.delete_collection(name)
+        self._fresh_collection(name)
+        try:
+            return self._store.delete_collection(name)
+        finally:
+            self._settings.drop(name)
 
     def count(self, name: str) -> Counts:
         """Faces and distinct people in the collection."""
@@ -93,9 +127,10 @@ class Registry:
         """Inserts or replaces faces by id (idempotent), with optional attributes of their people.
 
         A person's attributes are kept on each of their faces: new faces of a known person inherit them,
-        and attributes given here are written onto all of that person's faces.
+        and attributes given here are written onto all of that person's faces. The settings the faces are
+        checked against are read afresh (another replica may have re-made the collection).
         """
-        collection = self._collection(name)
+        collection = self._fresh_collection(name)
         checked = _validate_faces(faces, collection)
         given = _validate_people(people)
         batch_people = {face.person_id for face in checked}
@@ -146,7 +181,7 @@ class Registry:
             )
             for vector in checked.vectors
         ]
-        results = self._store.search(name, per_face)
+        results = self._searched(name, per_face)
         if checked.all_faces:
             return [[_match(face) for face in result] for result in results]
         return [
@@ -171,7 +206,7 @@ class Registry:
             missing = top_k - len(found)
             limit = missing * _OVERFETCH
             next_request = replace(request, limit=limit, exclude_people=frozenset(found))
-            result = self._store.search(name, [next_request])[0]
+            result = self._searched(name, [next_request])[0]
         nearest = sorted(found.values(), key=lambda face: face.distance)[:top_k]
         return [_match(face) for face in nearest]
 
@@ -199,6 +234,50 @@ class Registry:
         more = len(person_ids) > size
         return PeoplePage(people=tuple(people), next_page_token=encode_page_token(page_ids[-1]) if more else "")
 
+    def list_faces(
+        self, name: str, page_size: int = 0, page_token: str = "", person_id: str = "", include_embeddings: bool = False
+    ) -> FacePage:
+        """One page of stored faces, ordered by person id then face id; optionally one person's only.
+
+        Keyset paging over the people directory: a page reads the faces of at most ``page_size + 1`` people (each
+        has at least one face), never the whole collection.
+        """
+        self._collection(name)
+        size = page_size_or_default(page_size)
+        after = decode_face_page_token(page_token)
+        if person_id:
+            validate_person_id(person_id)
+        faces = self._faces_after(name, after, size + 1, person_id, include_embeddings)
+        page = faces[:size]
+        more = len(faces) > size
+        token = encode_face_page_token(page[-1].person_id, page[-1].face_id) if more else ""
+        return FacePage(faces=tuple(page), next_page_token=token)
+
+    def _faces_after(
+        self, name: str, after: tuple[str, str] | None, wanted: int, person_id: str, with_embeddings: bool
+    ) -> list[FaceRecord]:
+        """Up to ``wanted`` faces after ``after`` in (person id, face id) order, of ``person_id`` when given."""
+        if person_id:
+            faces = self._faces_of_people(name, [person_id], with_embeddings)
+            return [face for face in faces if after is None or (face.person_id, face.face_id) > after][:wanted]
+        faces = []
+        if after is not None:
+            # The rest of the person the previous page ended in.
+            faces = [f for f in self._faces_of_people(name, [after[0]], with_embeddings) if f.face_id > after[1]]
+        cursor = None if after is None else after[0]
+        while len(faces) < wanted:
+            # Every person listed has a face, so this many people fill the page (in one round but for races).
+            people = self._store.people_after(name, cursor, wanted - len(faces))
+            if not people:
+                break
+            faces.extend(self._faces_of_people(name, people, with_embeddings))
+            cursor = people[-1]
+        return faces[:wanted]
+
+    def _faces_of_people(self, name: str, person_ids: Sequence[str], with_embeddings: bool) -> list[FaceRecord]:
+        records = self._store.face_records(name, person_ids, with_embeddings)
+        return sorted(records, key=lambda face: (face.person_id, face.face_id))
+
     def update_person(self, name: str, update: PersonUpdate) -> Person:
         """Changes a person's display name and metadata on all their faces; returns the person after."""
         current = self.get_person(name, update.person_id)
@@ -220,11 +299,28 @@ class Registry:
     # --- helpers -------------------------------------------------------------------------------------
 
     def _collection(self, name: str) -> Collection:
+        """The collection's settings as kept by this registry (reads, searches); ``CollectionNotFound`` when absent."""
         validate_collection_name(name)
-        collection = self._store.get_collection(name)
+        collection = self._settings.get(name, self._store.get_collection)
         if collection is None:
             raise CollectionNotFound(f"collection {name!r} does not exist")
         return collection
+
+    def _fresh_collection(self, name: str) -> Collection:
+        """The collection's settings read from the store (and kept); ``CollectionNotFound`` when absent."""
+        validate_collection_name(name)
+        collection = self._settings.refresh(name, self._store.get_collection)
+        if collection is None:
+            raise CollectionNotFound(f"collection {name!r} does not exist")
+        return collection
+
+    def _searched(self, name: str, queries: Sequence[VectorQuery]) -> list[list[ScoredFace]]:
+        try:
+            return self._store.search(name, queries)
+        except CollectionNotFound:
+            # Deleted elsewhere (another replica) since its settings were kept here.
+            self._settings.drop(name)
+            raise
 
     def _status(self, collection: Collection) -> CollectionStatus:
         counts = Counts(

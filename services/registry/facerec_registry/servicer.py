@@ -20,6 +20,7 @@ from facerec.registry.v1 import registry_pb2_grpc as pb_grpc
 from facerec_registry.domain import (
     Collection,
     CollectionStatus,
+    CollectionUpdate,
     FaceRecord,
     Match,
     Person,
@@ -47,6 +48,8 @@ class RegistryServicer(pb_grpc.RegistryServicer):
             request.dimension,
             request.default_threshold,
             request.tenant,
+            request.target_fpir,
+            request.min_margin,
         )
         return collection_to_proto(status)
 
@@ -61,6 +64,15 @@ class RegistryServicer(pb_grpc.RegistryServicer):
         tenant = request.tenant if request.HasField("tenant") else None
         collections = await asyncio.to_thread(self._registry.list_collections, tenant)
         return pb.ListCollectionsResponse(collections=[collection_to_proto(c) for c in collections])
+
+    @override
+    async def UpdateCollection(self, request: pb.UpdateCollectionRequest, context: Context) -> pb.Collection:
+        update = CollectionUpdate(
+            default_threshold=request.default_threshold if request.HasField("default_threshold") else None,
+            target_fpir=request.target_fpir if request.HasField("target_fpir") else None,
+            min_margin=request.min_margin if request.HasField("min_margin") else None,
+        )
+        return collection_to_proto(await asyncio.to_thread(self._registry.update_collection, request.name, update))
 
     @override
     async def DeleteCollection(
@@ -95,6 +107,20 @@ class RegistryServicer(pb_grpc.RegistryServicer):
     async def DeleteFace(self, request: pb.DeleteFaceRequest, context: Context) -> pb.DeleteFaceResponse:
         deleted = await asyncio.to_thread(self._registry.delete_face, request.collection, request.face_id)
         return pb.DeleteFaceResponse(deleted=deleted)
+
+    @override
+    async def ListFaces(self, request: pb.ListFacesRequest, context: Context) -> pb.ListFacesResponse:
+        page = await asyncio.to_thread(
+            self._registry.list_faces,
+            request.collection,
+            request.page_size,
+            request.page_token,
+            request.person_id,
+            request.include_embeddings,
+        )
+        return pb.ListFacesResponse(
+            faces=[face_to_proto(face) for face in page.faces], next_page_token=page.next_page_token
+        )
 
     @override
     async def GetPerson(self, request: pb.GetPersonRequest, context: Context) -> pb.Person:
@@ -150,6 +176,8 @@ def settings_to_proto(collection: Collection) -> pb.Collection:
         default_threshold=collection.default_threshold,
         tenant=collection.tenant,
         created_at=_timestamp(collection.created_at),
+        target_fpir=collection.target_fpir,
+        min_margin=collection.min_margin,
     )
 
 
@@ -172,6 +200,20 @@ def face_from_proto(face: pb.FaceRecord) -> FaceRecord:
         metadata=dict(face.metadata),
         enrolled_at=enrolled_at,
     )
+
+
+def face_to_proto(face: FaceRecord) -> pb.FaceRecord:
+    """The proto of a stored face (its embedding empty unless it was read)."""
+    proto = pb.FaceRecord(
+        face_id=face.face_id,
+        person_id=face.person_id,
+        embedding=face.embedding.tolist(),
+        model_id=face.model_id,
+        metadata=dict(face.metadata),
+    )
+    if face.enrolled_at is not None:
+        proto.enrolled_at.CopyFrom(_timestamp(face.enrolled_at))
+    return proto
 
 
 def match_to_proto(match: Match) -> pb.Match:

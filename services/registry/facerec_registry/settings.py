@@ -54,3 +54,9 @@ class RegistrySettings(ServiceSettings):
         20_000, ge=100, description="Embedded store: build the HNSW index once this many faces are not indexed."
     )
     quantization: bool = Field(True, description="int8 scalar quantization with rescoring (server mode).")
+    shared_settings_ttl_s: float = Field(
+        5.0,
+        ge=0,
+        description="Qdrant server: how long a collection's settings are kept between searches (a change made "
+        "through another replica is seen within this). The embedded store keeps them until they change.",
+    )

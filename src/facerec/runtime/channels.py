@@ -1,7 +1,7 @@
 """Outbound gRPC channels between facerec services.
 
-- Retries come from the channel's service config: only UNAVAILABLE, at most 5 attempts, with backoff. Pass
-  ``retry=False`` for a channel whose calls are not idempotent.
+- Retries come from the channel's service config, per ``facerec.retry.SERVICE_RETRY_POLICY``: only UNAVAILABLE,
+  at most 5 attempts, with backoff. Pass ``retry=False`` for a channel whose calls are not idempotent.
 - The request id of the call being served is forwarded as ``x-request-id`` on every outgoing call.
 - Deadlines: :func:`deadline_from` turns the remaining time of the incoming call into the outgoing timeout.
 """
@@ -14,22 +14,11 @@ from typing import Any
 
 import grpc
 
+from facerec.retry import SERVICE_RETRY_POLICY
 from facerec.runtime.context import REQUEST_ID_HEADER, request_id
 
-RETRY_SERVICE_CONFIG = {
-    "methodConfig": [
-        {
-            "name": [{}],
-            "retryPolicy": {
-                "maxAttempts": 5,
-                "initialBackoff": "0.05s",
-                "maxBackoff": "1s",
-                "backoffMultiplier": 2,
-                "retryableStatusCodes": ["UNAVAILABLE"],
-            },
-        }
-    ]
-}
+# Every call of a service-to-service channel opened with retries is idempotent (see ``open_channel``).
+RETRY_SERVICE_CONFIG = SERVICE_RETRY_POLICY.service_config()
 
 
 def _with_request_id(metadata: Any) -> list[tuple[str, str | bytes]]:

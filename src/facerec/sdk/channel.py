@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from facerec.retry import RETRY_POLICY
 from facerec.v1 import facerec_pb2
 
 SERVICE_NAME = facerec_pb2.DESCRIPTOR.services_by_name["FaceRecognition"].full_name
@@ -20,26 +21,14 @@ def unary_methods() -> list[str]:
 
 
 def service_config() -> dict[str, Any]:
-    """The channel's service config: unary calls are retried on UNAVAILABLE, up to 5 attempts in all.
+    """The channel's service config: unary calls are retried per ``facerec.retry.RETRY_POLICY`` (UNAVAILABLE only,
+    up to 5 attempts in all).
 
     Every unary method is safe to retry: reads are idempotent, and enrollment stores each face under an id
     derived from the photo and the person, so a replayed Enroll stores nothing twice. Streams are not retried:
     a half-sent stream cannot be replayed by the channel.
     """
-    return {
-        "methodConfig": [
-            {
-                "name": [{"service": SERVICE_NAME, "method": name} for name in unary_methods()],
-                "retryPolicy": {
-                    "maxAttempts": 5,
-                    "initialBackoff": "0.1s",
-                    "maxBackoff": "2s",
-                    "backoffMultiplier": 2,
-                    "retryableStatusCodes": ["UNAVAILABLE"],
-                },
-            }
-        ]
-    }
+    return RETRY_POLICY.service_config((SERVICE_NAME, name) for name in unary_methods())
 
 
 def channel_options(extra: dict[str, Any] | None = None) -> list[tuple[str, Any]]:

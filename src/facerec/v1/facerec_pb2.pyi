@@ -835,7 +835,8 @@ class IdentifiedFace(_message.Message):
     def match(self) -> Global___Candidate:
         """The person this face is, set exactly when `decision` is MATCHED. One identity per photo: when several faces
         are nearest to the same person, an optimal assignment (least total distance) gives the person to one face
-        and the others take their next candidate under the threshold, or stay unknown.
+        and the others take their next person under the threshold (searched even beyond `top_k`, so with top_k 1 the
+        match may be a person not listed in `candidates`), or stay unknown.
         """
 
     def __init__(

@@ -105,7 +105,14 @@ class FaceSummary:
 
 
 class FaceStore(Protocol):
-    """What the registry needs from a vector store. Every write is durable when the call returns."""
+    """What the registry needs from a vector store. Every write is durable when the call returns.
+
+    ``exclusive``: whether every change to the store's collections goes through this object (one process owns
+    the data, as with the embedded store). The registry then keeps collection settings for as long as it
+    likes; otherwise (a server shared by replicas) only briefly, since another replica may change them.
+    """
+
+    exclusive: bool
 
     def create_collection(self, collection: Collection) -> Collection:
         """Creates the collection, or returns the existing one of that name unchanged."""
@@ -117,6 +124,10 @@ class FaceStore(Protocol):
 
     def list_collections(self) -> list[Collection]:
         """Every collection, in no particular order."""
+        ...
+
+    def update_collection(self, collection: Collection) -> Collection | None:
+        """Replaces the settings of the collection of that name; returns them, or ``None`` when absent."""
         ...
 
     def delete_collection(self, name: str) -> int:
@@ -132,7 +143,8 @@ class FaceStore(Protocol):
         ...
 
     def search(self, name: str, queries: Sequence[VectorQuery]) -> list[list[ScoredFace]]:
-        """For each query, the nearest faces (nearest first), answered in order."""
+        """For each query, the nearest faces (nearest first), answered in order; ``CollectionNotFound`` when the
+        collection is gone (the registry may have searched with settings it kept)."""
         ...
 
     def delete_face(self, name: str, face_id: str) -> bool:
@@ -154,6 +166,10 @@ class FaceStore(Protocol):
 
     def faces_of(self, name: str, person_ids: Sequence[str]) -> list[FaceSummary]:
         """Every face of these people (any order)."""
+        ...
+
+    def face_records(self, name: str, person_ids: Sequence[str], with_embeddings: bool) -> list[FaceRecord]:
+        """Every face of these people as stored (any order), with their descriptors when asked (else empty)."""
         ...
 
     def count_faces(self, name: str) -> int:

@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from facerec_registry.domain import PersonAttributes
+import numpy as np
+
+from facerec_registry.domain import FaceRecord, PersonAttributes, Vector
 from facerec_registry.store.base import FaceSummary, ScoredFace, StoredFace
 
 FACE_NAMESPACE = uuid.UUID("6f1d3c52-7f0e-4a5e-9a41-2b8f3f6c9d10")
@@ -103,3 +105,16 @@ def scored_face(payload: Mapping[str, Any] | None, distance: float) -> ScoredFac
     """A search hit from its payload and its score (the euclidean distance, in both Qdrant flavours)."""
     fields = payload or {}
     return ScoredFace(str(fields[FACE_ID]), str(fields[PERSON_ID]), float(distance), str(fields.get(DISPLAY_NAME, "")))
+
+
+def face_record(payload: Mapping[str, Any], embedding: Vector | None) -> FaceRecord:
+    """The stored face held in a point's payload, with its descriptor when given (else an empty one)."""
+    enrolled_at = payload.get("enrolled_at")
+    return FaceRecord(
+        face_id=str(payload[FACE_ID]),
+        person_id=str(payload[PERSON_ID]),
+        embedding=np.zeros(0, dtype=np.float32) if embedding is None else embedding,
+        model_id=str(payload.get("model_id", "")),
+        metadata={str(k): str(v) for k, v in dict(payload.get("metadata") or {}).items()},
+        enrolled_at=datetime.fromisoformat(str(enrolled_at)).astimezone(UTC) if enrolled_at else None,
+    )

@@ -25,18 +25,20 @@ translated into ``StoreUnavailable`` at this boundary.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import grpc
+import numpy as np
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from facerec_registry.domain import Collection, PersonAttributes
-from facerec_registry.errors import StoreUnavailable
+from facerec_registry.domain import Collection, FaceRecord, PersonAttributes
+from facerec_registry.errors import CollectionNotFound, StoreUnavailable
 from facerec_registry.store import payload
 from facerec_registry.store.base import FaceSummary, ScoredFace, StoreConfig, StoredFace, VectorQuery
 
@@ -49,6 +51,7 @@ PEOPLE_SUFFIX = ".people"
 # Order-key parts with an integer index (the first 4 x 6 bytes of an id). Below them, people whose ids share a
 # 24-byte prefix are read together and sorted here.
 _INDEXED_KEY_PARTS = 4
+_LOCAL_MODE_MISSING = re.compile(r"Collection \S+ not found")
 
 
 def client_options(config: StoreConfig) -> dict[str, Any]:
@@ -152,6 +155,8 @@ def _collection_metadata(collection: Collection) -> dict[str, Any]:
             "default_threshold": collection.default_threshold,
             "tenant": collection.tenant,
             "created_at": collection.created_at.isoformat(),
+            "target_fpir": collection.target_fpir,
+            "min_margin": collection.min_margin,
         }
     }
 
@@ -167,6 +172,9 @@ def _collection_from_metadata(metadata: dict[str, Any] | None) -> Collection | N
         default_threshold=float(fields["default_threshold"]),
         tenant=str(fields["tenant"]),
         created_at=datetime.fromisoformat(str(fields["created_at"])).astimezone(UTC),
+        # Galleries made before these settings existed have none: a fixed threshold, no margin rule.
+        target_fpir=float(fields.get("target_fpir", 0.0)),
+        min_margin=float(fields.get("min_margin", 0.0)),
     )
 
 
@@ -199,14 +207,27 @@ def _already_exists(error: Exception) -> bool:
     return False
 
 
+def _collection_missing(error: Exception) -> bool:
+    """Whether the error says the Qdrant collection does not exist (another replica deleted it)."""
+    if isinstance(error, UnexpectedResponse):
+        return error.status_code == 404
+    if isinstance(error, grpc.Call):
+        return error.code() == grpc.StatusCode.NOT_FOUND
+    # qdrant-client's local mode (the contract tests' reference) raises ValueError("Collection <name> not found").
+    return isinstance(error, ValueError) and _LOCAL_MODE_MISSING.fullmatch(str(error)) is not None
+
+
 @contextmanager
-def _translated_errors() -> Iterator[None]:
-    """Connection failures become ``StoreUnavailable``; anything else propagates as it is."""
+def _translated_errors(name: str | None = None) -> Iterator[None]:
+    """Connection failures become ``StoreUnavailable``; with the gallery's ``name``, a missing Qdrant collection
+    becomes ``CollectionNotFound``; anything else propagates as it is."""
     try:
         yield
     except ResponseHandlingException as error:
         raise StoreUnavailable(f"Qdrant server unreachable: {error}") from error
-    except grpc.RpcError as error:
+    except (UnexpectedResponse, grpc.RpcError, ValueError) as error:
+        if name is not None and _collection_missing(error):
+            raise CollectionNotFound(f"collection {name!r} does not exist") from error
         code = error.code() if isinstance(error, grpc.Call) else None
         if code in _UNAVAILABLE_CODES:
             raise StoreUnavailable(f"Qdrant server unavailable: {code}") from error
@@ -215,6 +236,9 @@ def _translated_errors() -> Iterator[None]:
 
 class ServerFaceStore:
     """``FaceStore`` over a Qdrant server. ``client`` may be given (tests use qdrant-client's local mode)."""
+
+    # Registry replicas share the server: another one may change or delete a collection at any time.
+    exclusive = False
 
     def __init__(self, config: StoreConfig, client: QdrantClient | None = None) -> None:
         self._config = config
@@ -270,10 +294,13 @@ class ServerFaceStore:
     def get_collection(self, name: str) -> Collection | None:
         """The collection as recorded in its Qdrant collection's metadata, or ``None``."""
         qdrant_name = self._qdrant_name(name)
+        # One call, not an existence check and then a read: a missing collection is an error to translate.
+        try:
+            with _translated_errors(name):
+                info = self._client.get_collection(qdrant_name)
+        except CollectionNotFound:
+            return None
         with _translated_errors():
-            if not self._client.collection_exists(qdrant_name):
-                return None
-            info = self._client.get_collection(qdrant_name)
             collection = _collection_from_metadata(info.config.metadata)
             if collection is not None and name not in self._directories:
                 self._ensure_people_directory(name)
@@ -311,6 +338,16 @@ class ServerFaceStore:
         found = (self.get_collection(name.removeprefix(prefix)) for name in names)
         return [collection for collection in found if collection is not None]
 
+    def update_collection(self, collection: Collection) -> Collection | None:
+        """Replaces the settings kept in the Qdrant collection's metadata; ``None`` when absent."""
+        if self.get_collection(collection.name) is None:
+            return None
+        with _translated_errors(collection.name):
+            self._client.update_collection(
+                self._qdrant_name(collection.name), metadata=_collection_metadata(collection)
+            )
+        return self.get_collection(collection.name)
+
     def delete_collection(self, name: str) -> int:
         """Drops the Qdrant collection; returns how many faces it held."""
         if self.get_collection(name) is None:
@@ -337,7 +374,7 @@ class ServerFaceStore:
         ]
         qdrant_name = self._qdrant_name(name)
         people = sorted({stored.face.person_id for stored in faces})
-        with _translated_errors():
+        with _translated_errors(name):
             # A face id written again may have belonged to someone else, who may then have no face left.
             found = self._client.retrieve(
                 qdrant_name, ids=[point.id for point in points], with_payload=[payload.PERSON_ID], with_vectors=False
@@ -372,7 +409,7 @@ class ServerFaceStore:
             )
             for query in queries
         ]
-        with _translated_errors():
+        with _translated_errors(name):
             responses = self._client.query_batch_points(self._qdrant_name(name), requests=requests)
         return [
             [payload.scored_face(point.payload, point.score) for point in response.points] for response in responses
@@ -517,6 +554,32 @@ class ServerFaceStore:
                 summaries.extend(payload.face_summary(record.payload or {}) for record in records)
                 if offset is None:
                     return summaries
+
+    def face_records(self, name: str, person_ids: Sequence[str], with_embeddings: bool) -> list[FaceRecord]:
+        """Every face of these people as stored, with their descriptors when asked, scrolled page by page."""
+        if not person_ids:
+            return []
+        faces: list[FaceRecord] = []
+        offset: Any = None
+        with _translated_errors(name):
+            while True:
+                records, offset = self._client.scroll(
+                    self._qdrant_name(name),
+                    scroll_filter=_person_filter(person_ids),
+                    limit=_SCROLL_PAGE,
+                    offset=offset,
+                    with_payload=True,
+                    with_vectors=with_embeddings,
+                )
+                faces.extend(
+                    payload.face_record(
+                        record.payload or {},
+                        np.asarray(record.vector, dtype=np.float32) if with_embeddings else None,
+                    )
+                    for record in records
+                )
+                if offset is None:
+                    return faces
 
     def count_faces(self, name: str) -> int:
         """Number of faces in the collection: Qdrant's count without a filter, which adds up the segments' live

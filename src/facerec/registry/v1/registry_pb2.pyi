@@ -40,7 +40,9 @@ class Collection(_message.Message):
     TARGET_FPIR_FIELD_NUMBER: _builtins.int
     MIN_MARGIN_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """Unique name: 1-64 characters of [A-Za-z0-9_-], starting with a letter or digit."""
+    """Unique name: 1-82 characters of [A-Za-z0-9_-], starting with a letter or digit (the gateway's
+    `<tenant>__<collection>`: a tenant of up to 32 characters, `__`, a collection of up to 48; see facerec.limits).
+    """
     model_id: _builtins.str
     """The embedding model whose descriptors the collection holds; other models' descriptors are refused."""
     dimension: _builtins.int

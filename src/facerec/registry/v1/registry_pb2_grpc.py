@@ -169,7 +169,8 @@ class RegistryServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListFaces(self, request, context):
-        """Stored faces, ordered by face id, paged; optionally one person's, optionally with their descriptors.
+        """Stored faces, ordered by person id then face id, paged; optionally one person's, optionally with their
+        descriptors.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -60,7 +60,9 @@ class RegistryStub:
     DeleteFace: _grpc.UnaryUnaryMultiCallable[_registry_pb2.DeleteFaceRequest, _registry_pb2.DeleteFaceResponse]
     """Deletes one face by id."""
     ListFaces: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ListFacesRequest, _registry_pb2.ListFacesResponse]
-    """Stored faces, ordered by face id, paged; optionally one person's, optionally with their descriptors."""
+    """Stored faces, ordered by person id then face id, paged; optionally one person's, optionally with their
+    descriptors.
+    """
     GetPerson: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetPersonRequest, _registry_pb2.Person]
     """A person and how many faces they have. NOT_FOUND when the collection holds no face of theirs."""
     ListPeople: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ListPeopleRequest, _registry_pb2.ListPeopleResponse]
@@ -98,7 +100,9 @@ class RegistryAsyncStub(RegistryStub):
     DeleteFace: _aio.UnaryUnaryMultiCallable[_registry_pb2.DeleteFaceRequest, _registry_pb2.DeleteFaceResponse]  # type: ignore[assignment]
     """Deletes one face by id."""
     ListFaces: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListFacesRequest, _registry_pb2.ListFacesResponse]  # type: ignore[assignment]
-    """Stored faces, ordered by face id, paged; optionally one person's, optionally with their descriptors."""
+    """Stored faces, ordered by person id then face id, paged; optionally one person's, optionally with their
+    descriptors.
+    """
     GetPerson: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetPersonRequest, _registry_pb2.Person]  # type: ignore[assignment]
     """A person and how many faces they have. NOT_FOUND when the collection holds no face of theirs."""
     ListPeople: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListPeopleRequest, _registry_pb2.ListPeopleResponse]  # type: ignore[assignment]
@@ -187,7 +191,9 @@ class RegistryServicer(metaclass=_abc_1.ABCMeta):
         request: _registry_pb2.ListFacesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.ListFacesResponse, _abc.Awaitable[_registry_pb2.ListFacesResponse]]:
-        """Stored faces, ordered by face id, paged; optionally one person's, optionally with their descriptors."""
+        """Stored faces, ordered by person id then face id, paged; optionally one person's, optionally with their
+        descriptors.
+        """
 
     @_abc_1.abstractmethod
     def GetPerson(

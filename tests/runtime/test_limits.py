@@ -1,0 +1,233 @@
+"""The shared limits (``facerec.limits``) and the one retry policy (``facerec.retry``)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+
+import pytest
+
+from facerec import limits
+from facerec.retry import RETRY_POLICY, SERVICE_RETRY_POLICY, RetryPolicy
+from facerec.runtime.channels import RETRY_SERVICE_CONFIG
+from facerec.sdk.channel import service_config
+
+# --- names -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["a", "staff", "A-b_9", "9lives", "x" * 48])
+def test_public_collection_names_of_1_to_48_characters_pass(name: str) -> None:
+    assert limits.check_collection_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "-dash", "_under", "has space", "dot.ted", "x" * 49, "trailing\n", "é"])
+def test_malformed_public_collection_names_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="1-48 characters"):
+        limits.check_collection_name(name)
+
+
+@pytest.mark.parametrize("tenant", ["acme", "a", "team-7", "0" * 32])
+def test_tenant_ids_of_lower_case_letters_digits_and_dashes_pass(tenant: str) -> None:
+    assert limits.check_tenant_id(tenant) == tenant
+
+
+@pytest.mark.parametrize("tenant", ["", "Acme", "a_b", "a__b", "-acme", "a" * 33, "acme\n"])
+def test_other_tenant_ids_are_refused(tenant: str) -> None:
+    with pytest.raises(ValueError, match="tenant id"):
+        limits.check_tenant_id(tenant)
+
+
+def test_the_registry_limit_is_the_longest_tenant_separator_and_collection() -> None:
+    longest = limits.registry_collection_name(
+        "t" * limits.MAX_TENANT_ID_LENGTH, "c" * limits.MAX_COLLECTION_NAME_LENGTH
+    )
+
+    assert len(longest) == limits.MAX_REGISTRY_COLLECTION_NAME_LENGTH == 32 + 2 + 48
+    assert limits.check_registry_collection_name(longest) == longest
+    with pytest.raises(ValueError, match="1-82 characters"):
+        limits.check_registry_collection_name(longest + "c")
+
+
+@pytest.mark.parametrize("name", ["a", "staff", "acme__staff", "x" * 64, "A-b_9"])
+def test_every_registry_name_valid_before_still_passes(name: str) -> None:
+    # Before, the registry took 1-64 characters of the same alphabet.
+    assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", name)
+    assert limits.check_registry_collection_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "_x", "dot.ted", "has space", "x\n"])
+def test_malformed_registry_names_are_refused(name: str) -> None:
+    with pytest.raises(ValueError):
+        limits.check_registry_collection_name(name)
+
+
+def test_a_tenants_collection_maps_to_a_registry_name_and_back() -> None:
+    registry_name = limits.registry_collection_name("acme", "staff__old")
+
+    assert registry_name == "acme__staff__old"
+    assert limits.public_collection_name("acme", registry_name) == "staff__old"
+
+
+def test_another_tenants_registry_name_has_no_public_name() -> None:
+    assert limits.public_collection_name("acme", "acme2__staff") is None
+    assert limits.public_collection_name("acme", "beta__acme__staff") is None
+    assert limits.public_collection_name("acme", "staff") is None
+
+
+# --- person ids -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("person_id", ["p", "José García", "名前", "a b-c_d.e@f", "x" * 128])
+def test_printable_person_ids_of_1_to_128_characters_pass(person_id: str) -> None:
+    assert limits.check_person_id(person_id) == person_id
+
+
+@pytest.mark.parametrize(
+    ("person_id", "message"),
+    [
+        ("", "person_id is required"),
+        ("x" * 129, "129 characters long; the maximum is 128"),
+        ("p\x00q", "control characters"),
+        ("line\nbreak", "control characters"),
+        ("bell\x07", "control characters"),
+        ("c1\x85", "control characters"),
+        ("zero\u200bwidth", "control characters"),
+    ],
+)
+def test_other_person_ids_are_refused_saying_why(person_id: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        limits.check_person_id(person_id)
+
+
+# --- request sizes ----------------------------------------------------------------------------------------
+
+
+def test_top_k_defaults_to_5_and_is_at_most_100() -> None:
+    assert limits.top_k_or_default(0) == limits.DEFAULT_TOP_K == 5
+    assert limits.top_k_or_default(100) == 100
+    for bad in (-1, 101):
+        with pytest.raises(ValueError, match=r"1-100 \(0 means 5\)"):
+            limits.top_k_or_default(bad)
+
+
+def test_top_k_without_a_default_refuses_0() -> None:
+    assert limits.check_top_k(1) == 1
+    for bad in (0, 101):
+        with pytest.raises(ValueError, match="top_k"):
+            limits.check_top_k(bad)
+
+
+def test_page_size_defaults_to_100_and_is_at_most_1000() -> None:
+    assert limits.page_size_or_default(0) == 100
+    assert limits.page_size_or_default(1000) == 1000
+    for bad in (-1, 1001):
+        with pytest.raises(ValueError, match=r"1-1000 \(0 means 100\)"):
+            limits.page_size_or_default(bad)
+
+
+def test_a_search_takes_1_to_256_queries() -> None:
+    assert limits.check_query_count(256) == 256
+    for bad in (0, 257):
+        with pytest.raises(ValueError, match="1-256"):
+            limits.check_query_count(bad)
+
+
+def test_an_enrollment_takes_1_to_64_photos() -> None:
+    assert limits.check_photo_count(64) == 64
+    with pytest.raises(ValueError, match="at least one"):
+        limits.check_photo_count(0)
+    with pytest.raises(ValueError, match="65 photos in one enrollment; the maximum is 64"):
+        limits.check_photo_count(65)
+
+
+# --- decision settings ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("check", "good", "bad"),
+    [
+        (limits.check_threshold, [1e-6, 0.6, 2.0], [0.0, -0.1, 2.0001, math.nan, math.inf]),
+        (limits.check_target_fpir, [0.0, 1e-4, 0.01, 0.5], [-1e-9, 0.5001, 1.0, math.nan]),
+        (limits.check_min_margin, [0.0, 0.05, 1.0], [-0.01, 1.01, math.nan, math.inf]),
+    ],
+    ids=["threshold (0, 2]", "target_fpir 0 or (0, 0.5]", "min_margin [0, 1]"],
+)
+def test_decision_settings_are_range_checked(
+    check: Callable[[float], float], good: list[float], bad: list[float]
+) -> None:
+    for value in good:
+        assert check(value) == value
+    for value in bad:
+        with pytest.raises(ValueError, match="out of range"):
+            check(value)
+
+
+def test_target_fmr_defaults_to_a_thousandth_and_is_at_most_a_half() -> None:
+    assert limits.target_fmr_or_default(0) == limits.DEFAULT_TARGET_FMR == 0.001
+    assert limits.target_fmr_or_default(0.5) == 0.5
+    for bad in (-0.1, 0.51, math.nan):
+        with pytest.raises(ValueError, match=r"\(0, 0.5\]"):
+            limits.target_fmr_or_default(bad)
+
+
+def test_problem_gives_the_message_instead_of_raising() -> None:
+    assert limits.problem(limits.check_threshold, 0.6) is None
+    assert limits.problem(limits.check_threshold, 3.0) == "threshold 3.0 is out of range: it must be in (0, 2]"
+
+
+def test_limits_and_retry_import_nothing_beyond_the_standard_library() -> None:
+    # The light client install has neither numpy nor grpc: these modules must load without them.
+    code = (
+        "import sys; import facerec.limits, facerec.retry; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in {'numpy', 'grpc', 'google', 'pydantic'}))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
+
+
+# --- retries ----------------------------------------------------------------------------------------------
+
+
+def test_the_sdk_channel_retries_with_the_one_policy() -> None:
+    (method_config,) = service_config()["methodConfig"]
+
+    assert method_config["retryPolicy"] == RETRY_POLICY.as_grpc()
+    assert method_config["retryPolicy"] == {
+        "maxAttempts": 5,
+        "initialBackoff": "0.1s",
+        "maxBackoff": "2s",
+        "backoffMultiplier": 2.0,
+        "retryableStatusCodes": ["UNAVAILABLE"],
+    }
+
+
+def test_service_channels_retry_the_same_codes_and_attempts_with_half_the_waits() -> None:
+    (method_config,) = RETRY_SERVICE_CONFIG["methodConfig"]
+    policy = method_config["retryPolicy"]
+
+    assert method_config["name"] == [{}]
+    assert policy == SERVICE_RETRY_POLICY.as_grpc()
+    assert (policy["maxAttempts"], policy["retryableStatusCodes"]) == (5, ["UNAVAILABLE"])
+    assert (policy["initialBackoff"], policy["maxBackoff"]) == ("0.05s", "1s")
+    assert SERVICE_RETRY_POLICY.worst_case_wait_s() == pytest.approx(RETRY_POLICY.worst_case_wait_s() / 2)
+    assert RETRY_POLICY.worst_case_wait_s() == pytest.approx(0.1 + 0.2 + 0.4 + 0.8)
+
+
+def test_a_service_config_is_valid_json_for_grpc() -> None:
+    config = RETRY_POLICY.service_config([("facerec.v1.FaceRecognition", "Identify")])
+
+    assert json.loads(json.dumps(config)) == config
+    assert config["methodConfig"][0]["name"] == [{"service": "facerec.v1.FaceRecognition", "method": "Identify"}]
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [{"max_attempts": 6}, {"max_attempts": 1}, {"initial_backoff_s": 0}, {"initial_backoff_s": 3.0}, {"multiplier": 0}],
+)
+def test_policies_grpc_would_refuse_are_refused(arguments: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        RetryPolicy(**arguments)  # type: ignore[arg-type]
