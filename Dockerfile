@@ -22,12 +22,13 @@ RUN python -m venv /opt/facerec/venv
 WORKDIR /src
 
 # Third-party dependencies first, from pyproject.toml alone: this layer stays cached while only our code changes.
+# Exactly the runtime set of `pip install '.[server]'`: the client's dependencies and the server extra, no dev tools.
 COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['server']))" \
         > /tmp/requirements.txt \
     && pip install --requirement /tmp/requirements.txt
 
-# The project itself (runtime dependencies are already there; --no-deps keeps the dev extras out).
+# The project itself (its runtime dependencies are already there; --no-deps installs nothing more).
 COPY README.md ./
 COPY src ./src
 COPY services ./services

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything facerec needs on a fresh machine, idempotently:
-#   1. a virtual environment in .venv with the project and its pinned dependencies (dev tools included);
+#   1. a virtual environment in .venv with the project, the services' dependencies (the `server` extra) and the
+#      dev tools, all pinned (`pip install facerec` alone is the SDK and the CLI's client commands);
 #   2. the face model converted from dlib's serialization to ONNX, into the Triton model repository;
 #   3. sample photos (PyPI's face-recognition 1.3.0 source distribution, tests/test_images/) in .cache/samples.
 # Only the package registries are used; nothing is fetched at run time.
@@ -23,7 +24,7 @@ stamp=.venv/.facerec-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "[setup] installing Python packages"
     "${pip[@]}" install --upgrade pip
-    "${pip[@]}" install -e '.[dev]'
+    "${pip[@]}" install -e '.[server,dev]'
     touch "$stamp"
 fi
 

@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -98,6 +99,24 @@ def test_the_facerec_image_is_multi_stage_and_converts_the_model_at_build_time()
     assert "python -m facerec_embedder.model.convert" in runs
     copied = " ".join(arguments for keyword, arguments in final_stage(DOCKERFILES["facerec"]) if keyword == "COPY")
     assert "--from=build /opt/facerec" in copied  # the venv and the model repository, no compiler or source
+
+
+def test_the_facerec_image_installs_exactly_the_runtime_set_of_the_server_extra(tmp_path: Path):
+    steps = instructions(DOCKERFILES["facerec"])
+    runs = [arguments for keyword, arguments in steps if keyword == "RUN"]
+    (listing,) = [run for run in runs if "tomllib" in run]
+    code = re.search(r'python -c "(.+?)"\s*>', listing)
+    assert code is not None, listing
+    shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
+    printed = subprocess.run(
+        [sys.executable, "-c", code.group(1)], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True
+    ).stdout.splitlines()
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert printed == project["dependencies"] + project["optional-dependencies"]["server"]
+    assert not set(printed) & set(project["optional-dependencies"]["dev"]), "no dev tool in the image"
+    assert "pip install --requirement /tmp/requirements.txt" in listing
+    installs = [run for run in runs if "pip install" in run and run is not listing]
+    assert installs and all("--no-deps" in run for run in installs), "the project itself adds no requirement"
 
 
 def test_the_build_context_holds_what_the_dockerfiles_copy_and_nothing_generated():

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import grpc
@@ -27,7 +28,33 @@ def _script(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
-def _start(name: str, tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
+def start_console_script(
+    script: Path | str, env: Mapping[str, str], log_path: Path, timeout_s: float = 60.0
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start a service's console script (JSON logs, port 0) and return it with the address it reports.
+
+    Its log goes to ``log_path`` (a pipe nobody reads would fill up and stall the service); a service that
+    exits or reports no port in time fails the test with the end of that log.
+    """
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([str(script)], env=dict(env), stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and process.poll() is None:
+        for line in log_path.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(entry, dict) and "port" in entry and "listening" in entry.get("msg", ""):
+                return process, f"127.0.0.1:{entry['port']}"
+        time.sleep(0.1)
+    process.kill()
+    process.wait()
+    log_tail = log_path.read_text(errors="replace")[-3000:]
+    raise AssertionError(f"{script} did not report its port (exit code {process.poll()}):\n{log_tail}")
+
+
+def _start(name: str, tmp_path: Path) -> tuple[subprocess.Popen[bytes], str]:
     prefix = name.removeprefix("facerec-").upper()
     env = {
         **os.environ,
@@ -40,21 +67,7 @@ def _start(name: str, tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
         "FACEREC_GATEWAY_EMBEDDER_ADDRESS": "127.0.0.1:9",
         "FACEREC_GATEWAY_REGISTRY_ADDRESS": "127.0.0.1:9",
     }
-    process = subprocess.Popen([_script(name)], env=env, stderr=subprocess.PIPE, text=True)
-    assert process.stderr is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if not line:
-            break
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if "port" in entry and "listening" in entry.get("msg", ""):
-            return process, f"127.0.0.1:{entry['port']}"
-    process.kill()
-    raise AssertionError(f"{name} did not report its port (exit code {process.poll()})")
+    return start_console_script(_script(name), env, tmp_path / f"{name}.log")
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))

@@ -5,13 +5,18 @@ the registry (embedded Qdrant Edge under ``--data-dir``), the embedder and the g
 waits until every one reports SERVING, generates an API key (stored hashed in ``<data-dir>/api_keys.yaml``) and
 prints ``FACEREC_GATEWAY=<host:port>`` and ``FACEREC_API_KEY=<key>``. Ctrl-C or SIGTERM stops everything, the
 gateway first. Each service logs to ``<data-dir>/logs/<service>.log``.
+
+The services need the server extra: pip install 'facerec[server]'. Where it is not installed (the client
+alone), `facerec up` says so and exits with code 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -21,14 +26,61 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
+from facerec.api_keys import hash_key
+from facerec.cli import exit_codes
 from facerec.cli.health import is_serving
-from facerec_embedder.triton.launcher import TritonError, TritonServer
-from facerec_gateway.auth import hash_key
+
+# The client CLI imports this module at start-up to register the command: it imports nothing of the services
+# (server code, with the server extra's dependencies) until `facerec up` runs and has checked that extra.
+if TYPE_CHECKING:
+    from facerec_embedder.triton.launcher import TritonServer
 
 DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "facerec"
 LOCAL_TENANT = "local"
+DISTRIBUTION = "facerec"
+SERVER_EXTRA = "server"
+INSTALL_SERVER_HINT = "install the services with: pip install 'facerec[server]'"
+# A requirement of the server extra as importlib.metadata lists it: 'PyYAML==6.0.4; extra == "server"'.
+_REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+_SERVER_MARKER = re.compile(rf"""extra\s*==\s*["']{SERVER_EXTRA}["']""")
+
+
+class ServerExtraMissing(RuntimeError):
+    """The packages of the ``server`` extra, which the services need, are not installed."""
+
+
+def missing_server_packages(distribution: str = DISTRIBUTION) -> list[str]:
+    """The requirements of ``distribution``'s ``server`` extra that are not installed (empty when complete).
+
+    Read from the installed distribution's metadata, so the list is pyproject.toml's, never a copy of it.
+    """
+    try:
+        requirements = importlib.metadata.requires(distribution) or []
+    except importlib.metadata.PackageNotFoundError:
+        return []  # running from a source tree that was never installed: the imports will tell
+    missing = []
+    for requirement in requirements:
+        name = _REQUIREMENT_NAME.match(requirement)
+        if name is None or not _SERVER_MARKER.search(requirement):
+            continue
+        try:
+            importlib.metadata.distribution(name.group(1))
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(name.group(1))
+    return missing
+
+
+def check_server_installed() -> None:
+    """Raise :class:`ServerExtraMissing`, naming what is missing, unless the services can run here."""
+    missing = missing_server_packages()
+    if missing:
+        named = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise ServerExtraMissing(
+            f"`facerec up` runs the services on this machine, and they are not installed here "
+            f"(missing: {named}); {INSTALL_SERVER_HINT}"
+        )
 
 
 @dataclass
@@ -96,7 +148,9 @@ class LocalStack:
         self.data_dir = data_dir
         (data_dir / "logs").mkdir(parents=True, exist_ok=True)
         self.api_key = write_api_key(data_dir)
-        self.triton = TritonServer()
+        from facerec_embedder.triton.launcher import TritonServer  # server code: only once `up` runs
+
+        self.triton: TritonServer = TritonServer()
         quiet = {"METRICS_PORT": "0", "LOG_FORMAT": "json"}
         self.registry = self._service("registry", registry_port, {"DATA_DIR": str(data_dir / "registry"), **quiet})
         self.embedder = self._service("embedder", embedder_port, quiet)
@@ -120,6 +174,7 @@ class LocalStack:
     def start(self, timeout_s: float = 180.0) -> None:
         """Start every part and wait until each is SERVING; raises RuntimeError (after stopping) otherwise."""
         deadline = time.monotonic() + timeout_s
+        self._check_model_repository()
         self.triton.start(timeout=timeout_s)
         self.embedder.env["FACEREC_EMBEDDER_TRITON_URL"] = self.triton.grpc_url
         for service in self.services:
@@ -136,6 +191,19 @@ class LocalStack:
                 raise RuntimeError(f"not SERVING after {timeout_s:.0f}s: {names} (logs in {self.data_dir / 'logs'})")
             time.sleep(0.2)
 
+    def _check_model_repository(self) -> None:
+        """Fail before starting anything where Triton would find no model (its own error is a page of log)."""
+        repository = self.triton.model_repository
+        if not repository.is_dir():
+            # The repository lives in the source tree (deploy/triton/), not in the wheel.
+            raise RuntimeError(
+                f"the Triton model repository {repository} is missing: `facerec up` runs from a facerec "
+                "source checkout set up by scripts/setup.sh"
+            )
+        onnx = repository / self.triton.model_name / "1" / "model.onnx"
+        if not onnx.is_file():
+            raise RuntimeError(f"{onnx} is missing: convert the model with python -m facerec_embedder.model.convert")
+
     def failed_part(self) -> str | None:
         """The name of a part that stopped on its own, if any."""
         if not self.triton.is_running():
@@ -149,7 +217,14 @@ class LocalStack:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    """Run the stack in the foreground until Ctrl-C or SIGTERM."""
+    """Run the stack in the foreground until Ctrl-C or SIGTERM; exit code 2 where the services are not installed."""
+    try:
+        check_server_installed()
+        from facerec_embedder.triton.launcher import TritonError
+    except (ServerExtraMissing, ImportError) as error:
+        reason = str(error) if isinstance(error, ServerExtraMissing) else f"{error}; {INSTALL_SERVER_HINT}"
+        print(f"facerec: {reason}", file=sys.stderr)
+        return exit_codes.USAGE
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -190,7 +265,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Adds ``facerec up``."""
     parser = subparsers.add_parser(
         "up",
-        help="run the whole system on localhost",
+        help="run the whole system on localhost (needs the server extra: pip install 'facerec[server]')",
         description=(__doc__ or "").strip(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

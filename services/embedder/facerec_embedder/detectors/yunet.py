@@ -16,7 +16,7 @@ the result buffer holds the count, then 16 shorts per face: score 0-100, x, y, w
 (0x20000 bytes: the size older releases of the library require; this one needs 0x9000). A test checks the
 results against yuface's own function.
 
-Facts that shape this module (measured, see DESIGN.md):
+Facts that shape this module (measured; see docs/architecture.md, "Detection"):
 - scores are integers 0-100 (reported here as a fraction 0-1); at the library's default 0.5 it reports dog
   faces, and they score higher at some sizes than others: dlib_faces/dogs.jpg's best "face" scored 0.77 at the
   photo's 900 px, 0.78-0.88 at 480-900 px (0.85 at 640). Human faces of the labelled sets score 0.90 and up

@@ -1,6 +1,7 @@
 """Starts the real ``tritonserver`` binary shipped in the ``nvidia-pytriton`` wheel on our model repository.
 
-No container and no pytriton Python API: the binary runs directly, which needs (measured, see DESIGN.md)
+No container and no pytriton Python API: the binary runs directly, which needs (measured; see
+docs/architecture.md, "Triton")
 
 - a backend folder with ``python/libtriton_python.so``, ``python/triton_python_backend_utils.py`` and the
   Python-backend stub built for the running Python, given as ``--backend-directory``;
