@@ -41,9 +41,8 @@ from facerec.cli.stack import LocalStack
 from facerec.embedder.v1 import embedder_pb2, embedder_pb2_grpc
 from facerec.runtime.net import free_port
 from facerec.sdk import AsyncClient
-from facerec.v1 import facerec_pb2
 from facerec_gateway.app import quality_policy
-from facerec_gateway.enrollment import choose_face
+from facerec_gateway.enrollment import FaceSelection, choose_face
 from facerec_gateway.settings import GatewaySettings
 from tests.paths import SAMPLES_DIR, SHARED_FACES_DIR
 
@@ -124,7 +123,7 @@ async def embed_alone(address: str, photos: list[Path], concurrency: int = 8) ->
         async def one(path: Path, payload: bytes) -> None:
             async with slots:
                 response = await stub.EmbedPhoto(embedder_pb2.EmbedPhotoRequest(image=payload), timeout=300)
-            if choose_face(response.faces, policy, facerec_pb2.FACE_SELECTION_LARGEST).rejections == []:
+            if choose_face(response.faces, policy, FaceSelection.LARGEST).rejections == []:
                 expected[path.parent.name] += 1
 
         await asyncio.gather(*(one(p, b) for p, b in zip(photos[:2], payloads[:2], strict=True)))  # warm-up

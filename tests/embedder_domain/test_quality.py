@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from facerec.v1 import face_pb2, facerec_pb2
+from facerec.v1 import face_pb2
 from facerec_embedder.detection import FaceDetection, FaceDetector, Landmarks, align_chip
 from facerec_embedder.images import decode_image
 from facerec_embedder.quality import FaceQuality, face_size, frontality, measure_quality
+from facerec_gateway.domain import RejectionReason
 from facerec_gateway.enrollment import QualityPolicy
 from facerec_gateway.settings import GatewaySettings
 
@@ -137,7 +138,7 @@ def test_small_sharp_face_is_rejected_as_too_small_not_as_blurry(detector: FaceD
         )
     )
 
-    assert [rejection.reason for rejection in policy.rejections(face)] == [facerec_pb2.FACE_TOO_SMALL]
+    assert [rejection.reason for rejection in policy.rejections(face)] == [RejectionReason.FACE_TOO_SMALL]
 
 
 def test_flat_chip_has_zero_sharpness(obama: tuple[FaceDetection, FaceQuality]) -> None:

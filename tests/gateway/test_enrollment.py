@@ -1,24 +1,37 @@
-"""Which face of an enrollment photo is enrolled, and why a photo is rejected."""
+"""Which face of an enrollment photo is enrolled, and why a photo is rejected; the enrollment of one person
+over fakes of the embedder and the registry."""
 
 from __future__ import annotations
 
-from facerec.v1 import face_pb2, facerec_pb2
-from facerec_gateway.enrollment import QualityPolicy, choose_face, face_id
+import pytest
+
+from facerec.runtime.deadlines import Deadline
+from facerec.v1 import facerec_pb2  # the domain's reasons are the contract's values: compared with them
+from facerec_gateway.domain import Box, Face, FaceQuality, RejectionReason
+from facerec_gateway.enrollment import (
+    EnrollRequest,
+    FaceSelection,
+    Photo,
+    QualityPolicy,
+    choose_face,
+    face_id,
+)
+from facerec_gateway.errors import EnrollmentRejected, InvalidRequest
+from facerec_gateway.recognition import FaceRecognition
+from tests.gateway.fakes import TENANT, FakeEmbedder, FakeRegistry, face, recognition, vector
 
 POLICY = QualityPolicy(min_face_size_px=20, min_sharpness=0.6, min_frontality=0.3)
-SINGLE = facerec_pb2.FACE_SELECTION_UNSPECIFIED
-LARGEST = facerec_pb2.FACE_SELECTION_LARGEST
+SINGLE = FaceSelection.UNSPECIFIED
+LARGEST = FaceSelection.LARGEST
 
 
-def _face(size: float = 120, sharpness: float = 2.5, frontality: float = 0.9, x: int = 0) -> face_pb2.Face:
-    return face_pb2.Face(
-        box=face_pb2.BoundingBox(x=x, y=0, width=int(size), height=int(size)),
-        quality=face_pb2.FaceQuality(face_size_px=size, sharpness=sharpness, frontality=frontality),
-    )
+def _face(size: float = 120, sharpness: float = 2.5, frontality: float = 0.9, x: int = 0) -> Face:
+    quality = FaceQuality(face_size_px=size, interocular_px=size / 2, sharpness=sharpness, frontality=frontality)
+    return Face(Box(x, 0, int(size), int(size)), None, 0.9, quality, None, 0)
 
 
-def _reasons(faces: list[face_pb2.Face], selection: int = SINGLE) -> list[int]:
-    return [r.reason for r in choose_face(faces, POLICY, selection).rejections]  # type: ignore[arg-type]
+def _reasons(faces: list[Face], selection: FaceSelection = SINGLE) -> list[int]:
+    return [r.reason for r in choose_face(faces, POLICY, selection).rejections]
 
 
 def test_photo_with_one_good_face_enrolls_it() -> None:
@@ -73,3 +86,95 @@ def test_face_ids_are_deterministic_and_distinguish_person_photo_and_face() -> N
     assert first != face_id("c", "bob", b"photo-bytes", face)
     assert first != face_id("c", "ann", b"other-photo", face)
     assert first != face_id("c", "ann", b"photo-bytes", _face(x=10))
+
+
+# ------------------------------------------------------------------------------------------ one person
+
+
+@pytest.fixture
+def embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture
+def registry() -> FakeRegistry:
+    registry = FakeRegistry()
+    registry.add_collection("acme__staff")
+    return registry
+
+
+@pytest.fixture
+def service(embedder: FakeEmbedder, registry: FakeRegistry) -> FaceRecognition:
+    return recognition(embedder, registry)
+
+
+def deadline() -> Deadline:
+    return Deadline.after(5.0)
+
+
+async def test_a_person_is_enrolled_from_every_good_photo_in_one_write(
+    service: FaceRecognition, embedder: FakeEmbedder, registry: FakeRegistry
+) -> None:
+    photos = (
+        Photo(embedder.shows(b"a1", face(vector(1, 0, 0, 0))), "a1.jpg"),
+        Photo(embedder.shows(b"a2", face(vector(1, 0.1, 0, 0)))),
+    )
+    request = EnrollRequest("staff", "ann", photos, display_name="Ann")
+
+    enrolled = await service.enroller.enroll(TENANT, request, deadline())
+
+    assert enrolled.faces_enrolled == 2 and all(p.enrolled for p in enrolled.photos)
+    assert enrolled.person.display_name == "Ann" and enrolled.person.face_count == 2
+    assert enrolled.person.collection == "staff"
+    assert registry.calls == ["GetCollection(settings)", "UpsertFaces", "UpdatePerson"]
+    assert registry.stored["acme__staff"].faces[enrolled.photos[0].face_id].metadata == {"photo": "a1.jpg"}
+
+
+async def test_one_rejected_photo_refuses_the_whole_enrollment_naming_each_reason(
+    service: FaceRecognition, embedder: FakeEmbedder, registry: FakeRegistry
+) -> None:
+    photos = (
+        Photo(embedder.shows(b"good", face(vector(1, 0, 0, 0))), "good.jpg"),
+        Photo(embedder.shows(b"none"), "empty.jpg"),
+        Photo(b"not an image", "broken.jpg"),
+    )
+
+    with pytest.raises(EnrollmentRejected) as refused:
+        await service.enroller.enroll(TENANT, EnrollRequest("staff", "ann", photos), deadline())
+
+    assert [p.photo_name for p in refused.value.photos] == ["empty.jpg", "broken.jpg"]
+    assert [r.reason for p in refused.value.photos for r in p.rejections] == [
+        RejectionReason.NO_FACE,
+        RejectionReason.INVALID_IMAGE,
+    ]
+    assert "empty.jpg: no face was found" in refused.value.message and "broken.jpg" in refused.value.message
+    assert "UpsertFaces" not in registry.calls and registry.stored["acme__staff"].faces == {}
+
+
+async def test_copies_of_one_photo_are_stored_once(
+    service: FaceRecognition, embedder: FakeEmbedder, registry: FakeRegistry
+) -> None:
+    image = embedder.shows(b"same", face(vector(1, 0, 0, 0)))
+
+    enrolled = await service.enroller.enroll(
+        TENANT, EnrollRequest("staff", "ann", (Photo(image), Photo(image))), deadline()
+    )
+
+    assert enrolled.faces_enrolled == 1 and enrolled.photos[0].face_id == enrolled.photos[1].face_id
+    assert len(registry.stored["acme__staff"].faces) == 1
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        (EnrollRequest("staff", "", (Photo(b"x"),)), "person_id is required"),
+        (EnrollRequest("staff", "ann", ()), "at least one photo"),
+        (EnrollRequest("staff", "ann", (Photo(b"x"),) * 65), "the maximum is 64"),
+    ],
+)
+async def test_bad_enrollments_are_refused_before_any_work(
+    service: FaceRecognition, registry: FakeRegistry, request_: EnrollRequest, message: str
+) -> None:
+    with pytest.raises(InvalidRequest, match=message):
+        await service.enroller.enroll(TENANT, request_, deadline())
+    assert registry.calls == []

@@ -7,7 +7,7 @@ import time
 
 from facerec.runtime.deadlines import Deadline
 from facerec_gateway.enrollment import QualityPolicy
-from facerec_gateway.recognition import RecognitionPolicy
+from facerec_gateway.policy import RecognitionPolicy
 
 POLICY = RecognitionPolicy(
     default_threshold=0.6,

@@ -12,7 +12,8 @@ from facerec.v1 import facerec_pb2, facerec_pb2_grpc
 from facerec_gateway.auth import ApiKeys
 from facerec_gateway.clients import EmbedderClient, RegistryClient
 from facerec_gateway.enrollment import QualityPolicy
-from facerec_gateway.recognition import FaceRecognition, RecognitionPolicy
+from facerec_gateway.policy import RecognitionPolicy
+from facerec_gateway.recognition import FaceRecognition
 from facerec_gateway.servicer import FaceRecognitionServicer
 from facerec_gateway.settings import GatewaySettings
 
@@ -63,7 +64,7 @@ class GatewayApp:
     async def ready(self) -> bool:
         embedder, registry = await asyncio.gather(self.embedder.serving(), self.registry.serving())
         if embedder and registry:
-            await self.recognition.model(Deadline.after(5.0))
+            await self.recognition.collections.model(Deadline.after(5.0))
         return embedder and registry
 
     async def close(self) -> None:

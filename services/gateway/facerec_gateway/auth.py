@@ -16,7 +16,6 @@ allow-list narrows that further, and naming a collection outside it is PERMISSIO
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import re
@@ -27,15 +26,11 @@ from typing import Any
 
 import yaml
 
+from facerec import limits
+from facerec.api_keys import hash_key
 from facerec_gateway.errors import ApiKeyConfigError, CollectionNotAllowed, MissingApiKey, UnknownApiKey
 
 ANY_COLLECTION = "*"
-_TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
-
-
-def hash_key(key: str) -> str:
-    """The SHA-256 hex digest under which a key is configured."""
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -55,14 +50,13 @@ class Tenant:
 
 
 def registry_collection_name(tenant: Tenant, collection: str) -> str:
-    """The registry's name for a tenant's collection (tenant ids cannot contain '__')."""
-    return f"{tenant.id}__{collection}"
+    """The registry's name for a tenant's collection (the rule: ``facerec.limits.registry_collection_name``)."""
+    return limits.registry_collection_name(tenant.id, collection)
 
 
 def public_collection_name(tenant: Tenant, registry_name: str) -> str | None:
     """The tenant's name for a registry collection, or None when it belongs to another tenant."""
-    prefix = f"{tenant.id}__"
-    return registry_name[len(prefix) :] if registry_name.startswith(prefix) else None
+    return limits.public_collection_name(tenant.id, registry_name)
 
 
 class ApiKeys:
@@ -118,8 +112,8 @@ def _parse_entry(index: int, entry: Any) -> tuple[str, Tenant]:
     if not re.fullmatch(r"[0-9a-f]{64}", digest):
         raise ApiKeyConfigError(f"keys[{index}].sha256 must be 64 hex characters (the SHA-256 of the key)")
     tenant_id = str(entry.get("tenant", ""))
-    if not _TENANT_PATTERN.match(tenant_id) or "__" in tenant_id:
-        raise ApiKeyConfigError(f"keys[{index}].tenant must match {_TENANT_PATTERN.pattern} without '__'")
+    if (reason := limits.problem(limits.check_tenant_id, tenant_id)) is not None:
+        raise ApiKeyConfigError(f"keys[{index}].tenant: {reason}")
     collections = entry.get("collections", [ANY_COLLECTION])
     if not isinstance(collections, list) or not all(isinstance(c, str) and c for c in collections):
         raise ApiKeyConfigError(f"keys[{index}].collections must be a list of names (or ['*'])")

@@ -1,4 +1,7 @@
-"""The gateway's clients of the embedder and the registry, behind small Protocols.
+"""The gateway's clients of the embedder and the registry, behind small Protocols that speak domain values.
+
+The Protocols are the domain's seams (unit tests put fakes behind them); the gRPC clients convert domain values
+to the internal protos and back, here and nowhere else.
 
 gRPC errors of a dependency are translated where they enter: UNAVAILABLE -> :class:`DependencyUnavailable`
 naming the dependency, DEADLINE_EXCEEDED -> :class:`DependencyDeadline`, and the caller-caused codes
@@ -7,10 +10,12 @@ naming the dependency, DEADLINE_EXCEEDED -> :class:`DependencyDeadline`, and the
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC
 from typing import Protocol, TypeVar
 
 import grpc
+import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from facerec.embedder.v1 import embedder_pb2, embedder_pb2_grpc
@@ -18,7 +23,22 @@ from facerec.registry.v1 import registry_pb2, registry_pb2_grpc
 from facerec.runtime import errors
 from facerec.runtime.channels import open_channel
 from facerec.runtime.deadlines import Deadline
+from facerec_gateway.decisions import DecisionSettings, GallerySize
+from facerec_gateway.domain import (
+    EmbeddedPhoto,
+    FaceRecord,
+    FacesPage,
+    Match,
+    Model,
+    PeoplePage,
+    Person,
+    PersonUpdate,
+    SearchQuery,
+    SettingsUpdate,
+    StoredCollection,
+)
 from facerec_gateway.errors import DependencyDeadline, DependencyUnavailable
+from facerec_gateway.face_messages import face_from_message, image_size_from_message
 
 R = TypeVar("R")
 
@@ -58,37 +78,78 @@ async def _serving(channel: grpc.aio.Channel, timeout_s: float) -> bool:
 class Embedder(Protocol):
     """What the gateway asks of the embedder."""
 
-    async def embed_photo(
-        self, image: bytes, deadline: Deadline, *, detect_only: bool = False
-    ) -> embedder_pb2.EmbedPhotoResponse: ...
+    async def embed_photo(self, image: bytes, deadline: Deadline, *, detect_only: bool = False) -> EmbeddedPhoto:
+        """Every face of the photo, largest first (descriptors left out with ``detect_only``)."""
+        ...
 
-    async def model(self, deadline: Deadline) -> embedder_pb2.ModelInfo: ...
+    async def model(self, deadline: Deadline) -> Model:
+        """The model the embedder serves."""
+        ...
 
-    async def serving(self) -> bool: ...
+    async def serving(self) -> bool:
+        """Whether the embedder answers its health check as serving."""
+        ...
 
 
 class Registry(Protocol):
-    """What the gateway asks of the registry: the registry's own API, one method per RPC."""
+    """What the gateway asks of the registry: one method per registry RPC it uses, in domain values.
 
-    async def create_collection(
-        self, request: registry_pb2.CreateCollectionRequest, deadline: Deadline
-    ) -> registry_pb2.Collection: ...
-    async def get_collection(
-        self, name: str, deadline: Deadline, *, settings_only: bool = False
-    ) -> registry_pb2.Collection: ...
-    async def list_collections(self, tenant: str, deadline: Deadline) -> list[registry_pb2.Collection]: ...
-    async def delete_collection(self, name: str, deadline: Deadline) -> int: ...
-    async def upsert_faces(self, request: registry_pb2.UpsertFacesRequest, deadline: Deadline) -> int: ...
-    async def search(self, request: registry_pb2.SearchRequest, deadline: Deadline) -> registry_pb2.SearchResponse: ...
-    async def get_person(self, collection: str, person_id: str, deadline: Deadline) -> registry_pb2.Person: ...
-    async def list_people(
-        self, request: registry_pb2.ListPeopleRequest, deadline: Deadline
-    ) -> registry_pb2.ListPeopleResponse: ...
-    async def update_person(
-        self, request: registry_pb2.UpdatePersonRequest, deadline: Deadline
-    ) -> registry_pb2.Person: ...
-    async def delete_person(self, collection: str, person_id: str, deadline: Deadline) -> int: ...
-    async def serving(self) -> bool: ...
+    Collections are named by their registry names (``StoredCollection.name``).
+    """
+
+    async def create_collection(self, collection: StoredCollection, deadline: Deadline) -> StoredCollection:
+        """Create it (identical settings: the existing one); the answer has its size."""
+        ...
+
+    async def get_collection(self, name: str, deadline: Deadline, *, settings_only: bool = False) -> StoredCollection:
+        """The collection; with ``settings_only`` without its size (the registry then counts nothing)."""
+        ...
+
+    async def list_collections(self, tenant: str, deadline: Deadline) -> list[StoredCollection]:
+        """The tenant's collections, with their sizes."""
+        ...
+
+    async def update_collection(self, name: str, update: SettingsUpdate, deadline: Deadline) -> StoredCollection:
+        """Change its decision settings; the answer has its size."""
+        ...
+
+    async def delete_collection(self, name: str, deadline: Deadline) -> int:
+        """Delete it; how many faces were deleted."""
+        ...
+
+    async def upsert_faces(self, collection: str, faces: Sequence[FaceRecord], deadline: Deadline) -> int:
+        """Insert or replace faces by id; how many were written."""
+        ...
+
+    async def search(self, collection: str, query: SearchQuery, deadline: Deadline) -> list[list[Match]]:
+        """Nearest faces of each query descriptor, nearest first, in query order."""
+        ...
+
+    async def list_faces(
+        self, collection: str, deadline: Deadline, *, page_size: int, page_token: str, include_embeddings: bool
+    ) -> FacesPage:
+        """One page of the collection's faces, ordered by face id."""
+        ...
+
+    async def get_person(self, collection: str, person_id: str, deadline: Deadline) -> Person:
+        """The person (NOT_FOUND when no face of theirs is stored)."""
+        ...
+
+    async def list_people(self, collection: str, page_size: int, page_token: str, deadline: Deadline) -> PeoplePage:
+        """One page of people, ordered by id."""
+        ...
+
+    async def update_person(self, collection: str, update: PersonUpdate, deadline: Deadline) -> Person:
+        """Change the person's attributes; the person after the change."""
+        ...
+
+    async def delete_person(self, collection: str, person_id: str, deadline: Deadline) -> int:
+        """Erase every face of the person; how many were erased."""
+        ...
+
+    async def serving(self) -> bool:
+        """Whether the registry answers its health check as serving."""
+        ...
 
 
 class EmbedderClient:
@@ -101,16 +162,19 @@ class EmbedderClient:
         self._channel = open_channel(address, max_message_bytes=max_message_bytes, retry=True)
         self._stub = embedder_pb2_grpc.EmbedderStub(self._channel)
 
-    async def embed_photo(
-        self, image: bytes, deadline: Deadline, *, detect_only: bool = False
-    ) -> embedder_pb2.EmbedPhotoResponse:
+    async def embed_photo(self, image: bytes, deadline: Deadline, *, detect_only: bool = False) -> EmbeddedPhoto:
         request = embedder_pb2.EmbedPhotoRequest(image=image, detect_only=detect_only)
-        return await _call(self.name, lambda: self._stub.EmbedPhoto(request, timeout=deadline.remaining()))
-
-    async def model(self, deadline: Deadline) -> embedder_pb2.ModelInfo:
-        return await _call(
-            self.name, lambda: self._stub.GetModel(embedder_pb2.GetModelRequest(), timeout=deadline.remaining())
+        response = await _call(self.name, lambda: self._stub.EmbedPhoto(request, timeout=deadline.remaining()))
+        return EmbeddedPhoto(
+            image_size=image_size_from_message(response.image_size),
+            faces=tuple(face_from_message(face) for face in response.faces),
+            model_id=response.model_id,
         )
+
+    async def model(self, deadline: Deadline) -> Model:
+        request = embedder_pb2.GetModelRequest()
+        info = await _call(self.name, lambda: self._stub.GetModel(request, timeout=deadline.remaining()))
+        return Model(model_id=info.model_id, dimension=info.dimension)
 
     async def serving(self) -> bool:
         return await _serving(self._channel, timeout_s=1.0)
@@ -130,46 +194,103 @@ class RegistryClient:
         self._channel = open_channel(address, max_message_bytes=max_message_bytes, retry=True)
         self._stub = registry_pb2_grpc.RegistryStub(self._channel)
 
-    async def create_collection(
-        self, request: registry_pb2.CreateCollectionRequest, deadline: Deadline
-    ) -> registry_pb2.Collection:
-        return await _call(self.name, lambda: self._stub.CreateCollection(request, timeout=deadline.remaining()))
+    async def create_collection(self, collection: StoredCollection, deadline: Deadline) -> StoredCollection:
+        settings = collection.settings
+        request = registry_pb2.CreateCollectionRequest(
+            name=collection.name,
+            model_id=collection.model_id,
+            dimension=collection.dimension,
+            default_threshold=settings.threshold,
+            tenant=collection.tenant,
+            target_fpir=settings.target_fpir,
+            min_margin=settings.min_margin,
+        )
+        created = await _call(self.name, lambda: self._stub.CreateCollection(request, timeout=deadline.remaining()))
+        return _stored_collection(created, counted=True)
 
-    async def get_collection(
-        self, name: str, deadline: Deadline, *, settings_only: bool = False
-    ) -> registry_pb2.Collection:
-        """The collection; with ``settings_only`` its counts are left out (0), which costs the registry nothing."""
+    async def get_collection(self, name: str, deadline: Deadline, *, settings_only: bool = False) -> StoredCollection:
         request = registry_pb2.GetCollectionRequest(name=name, settings_only=settings_only)
-        return await _call(self.name, lambda: self._stub.GetCollection(request, timeout=deadline.remaining()))
+        found = await _call(self.name, lambda: self._stub.GetCollection(request, timeout=deadline.remaining()))
+        return _stored_collection(found, counted=not settings_only)
 
-    async def list_collections(self, tenant: str, deadline: Deadline) -> list[registry_pb2.Collection]:
+    async def list_collections(self, tenant: str, deadline: Deadline) -> list[StoredCollection]:
         request = registry_pb2.ListCollectionsRequest(tenant=tenant)
         response = await _call(self.name, lambda: self._stub.ListCollections(request, timeout=deadline.remaining()))
-        return list(response.collections)
+        return [_stored_collection(c, counted=True) for c in response.collections]
+
+    async def update_collection(self, name: str, update: SettingsUpdate, deadline: Deadline) -> StoredCollection:
+        request = registry_pb2.UpdateCollectionRequest(name=name)
+        if update.threshold is not None:
+            request.default_threshold = update.threshold
+        if update.target_fpir is not None:
+            request.target_fpir = update.target_fpir
+        if update.min_margin is not None:
+            request.min_margin = update.min_margin
+        updated = await _call(self.name, lambda: self._stub.UpdateCollection(request, timeout=deadline.remaining()))
+        return _stored_collection(updated, counted=True)
 
     async def delete_collection(self, name: str, deadline: Deadline) -> int:
         request = registry_pb2.DeleteCollectionRequest(name=name)
         response = await _call(self.name, lambda: self._stub.DeleteCollection(request, timeout=deadline.remaining()))
         return int(response.faces_deleted)
 
-    async def upsert_faces(self, request: registry_pb2.UpsertFacesRequest, deadline: Deadline) -> int:
+    async def upsert_faces(self, collection: str, faces: Sequence[FaceRecord], deadline: Deadline) -> int:
+        request = registry_pb2.UpsertFacesRequest(collection=collection, faces=[_face_record(f) for f in faces])
         response = await _call(self.name, lambda: self._stub.UpsertFaces(request, timeout=deadline.remaining()))
         return int(response.upserted)
 
-    async def search(self, request: registry_pb2.SearchRequest, deadline: Deadline) -> registry_pb2.SearchResponse:
-        return await _call(self.name, lambda: self._stub.Search(request, timeout=deadline.remaining()))
+    async def search(self, collection: str, query: SearchQuery, deadline: Deadline) -> list[list[Match]]:
+        request = registry_pb2.SearchRequest(
+            collection=collection,
+            queries=[registry_pb2.QueryVector(values=v.tolist()) for v in query.vectors],
+            top_k=query.top_k,
+            all_faces=query.all_faces,
+            person_id=query.person_id,
+        )
+        response = await _call(self.name, lambda: self._stub.Search(request, timeout=deadline.remaining()))
+        return [
+            [Match(m.person_id, m.face_id, m.distance, m.display_name) for m in result.matches]
+            for result in response.results
+        ]
 
-    async def get_person(self, collection: str, person_id: str, deadline: Deadline) -> registry_pb2.Person:
+    async def list_faces(
+        self, collection: str, deadline: Deadline, *, page_size: int, page_token: str, include_embeddings: bool
+    ) -> FacesPage:
+        request = registry_pb2.ListFacesRequest(
+            collection=collection, page_size=page_size, page_token=page_token, include_embeddings=include_embeddings
+        )
+        response = await _call(self.name, lambda: self._stub.ListFaces(request, timeout=deadline.remaining()))
+        faces = tuple(
+            FaceRecord(
+                face_id=f.face_id,
+                person_id=f.person_id,
+                embedding=np.asarray(f.embedding, dtype=np.float32),
+                model_id=f.model_id,
+                metadata=dict(f.metadata),
+            )
+            for f in response.faces
+        )
+        return FacesPage(faces=faces, next_page_token=response.next_page_token)
+
+    async def get_person(self, collection: str, person_id: str, deadline: Deadline) -> Person:
         request = registry_pb2.GetPersonRequest(collection=collection, person_id=person_id)
-        return await _call(self.name, lambda: self._stub.GetPerson(request, timeout=deadline.remaining()))
+        return _person(await _call(self.name, lambda: self._stub.GetPerson(request, timeout=deadline.remaining())))
 
-    async def list_people(
-        self, request: registry_pb2.ListPeopleRequest, deadline: Deadline
-    ) -> registry_pb2.ListPeopleResponse:
-        return await _call(self.name, lambda: self._stub.ListPeople(request, timeout=deadline.remaining()))
+    async def list_people(self, collection: str, page_size: int, page_token: str, deadline: Deadline) -> PeoplePage:
+        request = registry_pb2.ListPeopleRequest(collection=collection, page_size=page_size, page_token=page_token)
+        page = await _call(self.name, lambda: self._stub.ListPeople(request, timeout=deadline.remaining()))
+        return PeoplePage(people=tuple(_person(p) for p in page.people), next_page_token=page.next_page_token)
 
-    async def update_person(self, request: registry_pb2.UpdatePersonRequest, deadline: Deadline) -> registry_pb2.Person:
-        return await _call(self.name, lambda: self._stub.UpdatePerson(request, timeout=deadline.remaining()))
+    async def update_person(self, collection: str, update: PersonUpdate, deadline: Deadline) -> Person:
+        request = registry_pb2.UpdatePersonRequest(
+            collection=collection,
+            person_id=update.person_id,
+            metadata=dict(update.metadata),
+            replace_metadata=update.replace_metadata,
+        )
+        if update.display_name is not None:
+            request.display_name = update.display_name
+        return _person(await _call(self.name, lambda: self._stub.UpdatePerson(request, timeout=deadline.remaining())))
 
     async def delete_person(self, collection: str, person_id: str, deadline: Deadline) -> int:
         request = registry_pb2.DeletePersonRequest(collection=collection, person_id=person_id)
@@ -181,3 +302,38 @@ class RegistryClient:
 
     async def close(self) -> None:
         await self._channel.close()
+
+
+def _stored_collection(message: registry_pb2.Collection, *, counted: bool) -> StoredCollection:
+    """The domain collection of a registry message; its size only when the registry counted."""
+    return StoredCollection(
+        name=message.name,
+        tenant=message.tenant,
+        model_id=message.model_id,
+        dimension=message.dimension,
+        settings=DecisionSettings(
+            threshold=message.default_threshold, target_fpir=message.target_fpir, min_margin=message.min_margin
+        ),
+        created_at=message.created_at.ToDatetime(tzinfo=UTC) if message.HasField("created_at") else None,
+        size=GallerySize(people=message.person_count, faces=message.face_count) if counted else None,
+    )
+
+
+def _face_record(face: FaceRecord) -> registry_pb2.FaceRecord:
+    return registry_pb2.FaceRecord(
+        face_id=face.face_id,
+        person_id=face.person_id,
+        embedding=face.embedding.tolist(),
+        model_id=face.model_id,
+        metadata=dict(face.metadata),
+    )
+
+
+def _person(message: registry_pb2.Person) -> Person:
+    return Person(
+        person_id=message.person_id,
+        display_name=message.display_name,
+        metadata=dict(message.metadata),
+        face_count=message.face_count,
+        face_ids=tuple(message.face_ids),
+    )

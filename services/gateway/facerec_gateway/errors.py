@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from facerec.runtime import errors
+
+if TYPE_CHECKING:
+    from facerec_gateway.enrollment import PhotoResult
 
 
 class MissingApiKey(errors.Unauthenticated):
@@ -22,7 +28,24 @@ class InvalidRequest(errors.InvalidArgument):
 
 
 class EnrollmentRejected(errors.FailedPrecondition):
-    """A photo of an enrollment holds no acceptable face; nothing was enrolled."""
+    """A photo of an enrollment holds no acceptable face; nothing was enrolled.
+
+    ``photos`` are the rejected photos' results (``enrollment.PhotoResult``), each with its reasons: the message
+    names them, and the servicer sends them as the status's details.
+    """
+
+    def __init__(self, photos: Sequence[PhotoResult]) -> None:
+        parts = [
+            f"{photo.photo_name or f'photos[{photo.photo_index}]'}: {rejection.message}"
+            for photo in photos
+            for rejection in photo.rejections
+        ]
+        super().__init__("nothing enrolled; " + "; ".join(parts))
+        self.photos = tuple(photos)
+
+
+class NotCalibratable(errors.FailedPrecondition):
+    """A collection's faces give no genuine pair (no person has two faces) or no impostor pair."""
 
 
 class NoFaceFound(errors.FailedPrecondition):

@@ -1,61 +1,78 @@
-"""Checks on the fields of public requests, before any work is done."""
+"""Checks on the fields of public requests, before any work is done.
+
+The rules themselves live in ``facerec.limits`` (shared with the SDK, the CLI and the registry); here each
+failure becomes the gateway's :class:`InvalidRequest` (INVALID_ARGUMENT) with the rule's message.
+"""
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
+from typing import TypeVar
 
+from facerec import limits
 from facerec_gateway.errors import InvalidRequest
 
-COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")
-MAX_PHOTOS_PER_ENROLLMENT = 64
-DEFAULT_TOP_K = 5
-MAX_TOP_K = 100
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 1000
+T = TypeVar("T")
+
+
+def _checked(check: Callable[[T], T], value: T) -> T:
+    try:
+        return check(value)
+    except ValueError as error:
+        raise InvalidRequest(str(error)) from None
+
+
+def _optional(check: Callable[[float], float], value: float | None) -> float | None:
+    return None if value is None else _checked(check, value)
 
 
 def collection_name(name: str) -> str:
-    if not COLLECTION_NAME.match(name):
-        raise InvalidRequest(
-            f"invalid collection name {name!r}: 1-48 characters of letters, digits, '_' and '-', "
-            "starting with a letter or digit"
-        )
-    return name
+    """A public collection name (1-48 characters of ``[A-Za-z0-9_-]``)."""
+    return _checked(limits.check_collection_name, name)
 
 
 def person_id(value: str) -> str:
-    if not value:
-        raise InvalidRequest("person_id is required")
-    if len(value) > 128:
-        raise InvalidRequest(f"person_id is {len(value)} characters long; the maximum is 128")
-    if not value.isprintable():
-        raise InvalidRequest("person_id must not contain control characters")
-    return value
+    """A person id (1-128 printable characters)."""
+    return _checked(limits.check_person_id, value)
+
+
+def photo_count(count: int) -> int:
+    """The number of photos of one enrollment (1-64)."""
+    return _checked(limits.check_photo_count, count)
 
 
 def threshold(value: float | None) -> float | None:
-    if value is not None and not 0 < value <= 2:
-        raise InvalidRequest(f"threshold {value} is out of range: it must be in (0, 2]")
-    return value
+    """A threshold when given: in (0, 2]."""
+    return _optional(limits.check_threshold, value)
+
+
+def target_fpir(value: float | None) -> float | None:
+    """A target FPIR when given: 0 (a fixed threshold) or in (0, 0.5]."""
+    return _optional(limits.check_target_fpir, value)
+
+
+def min_margin(value: float | None) -> float | None:
+    """A minimum margin when given: in [0, 1]."""
+    return _optional(limits.check_min_margin, value)
+
+
+def target_fmr(value: float) -> float:
+    """A calibration's target FMR: 0 means the default; otherwise in (0, 0.5]."""
+    return _checked(limits.target_fmr_or_default, value)
 
 
 def top_k(value: int) -> int:
-    if value == 0:
-        return DEFAULT_TOP_K
-    if not 1 <= value <= MAX_TOP_K:
-        raise InvalidRequest(f"top_k {value} is out of range: 1-{MAX_TOP_K} (0 means {DEFAULT_TOP_K})")
-    return value
+    """Candidates per face: 0 means the default; otherwise 1-100."""
+    return _checked(limits.top_k_or_default, value)
 
 
 def page_size(value: int) -> int:
-    if value == 0:
-        return DEFAULT_PAGE_SIZE
-    if not 1 <= value <= MAX_PAGE_SIZE:
-        raise InvalidRequest(f"page_size {value} is out of range: 1-{MAX_PAGE_SIZE} (0 means {DEFAULT_PAGE_SIZE})")
-    return value
+    """A page size: 0 means the default; otherwise 1-1000."""
+    return _checked(limits.page_size_or_default, value)
 
 
 def image(data: bytes, what: str = "image") -> bytes:
+    """Photo bytes, which must not be empty (their format is the embedder's to check)."""
     if not data:
         raise InvalidRequest(f"{what} is empty")
     return data
