@@ -85,3 +85,32 @@ def test_detection_benchmark_reports_recall_per_set_and_deepface_accuracy_per_de
         assert 0 <= int(figures[f"found_{detector}_deepface"]) <= int(figures["photos_deepface"])  # type: ignore[call-overload]
         assert 0 <= float(figures[f"deepface_rank1_{detector}"]) <= 1  # type: ignore[arg-type]
     assert isinstance(figures["yunet_finds_at_least_hog_everywhere"], bool)
+
+
+def test_open_set_benchmark_reports_fpir_fnir_and_the_distractor_runs() -> None:
+    if not (SHARED_FACES_DIR / "lfw_a_to_j").is_dir():
+        pytest.skip(f"{SHARED_FACES_DIR / 'lfw_a_to_j'} is missing: the shared face photos are not on this machine")
+    figures = run_benchmark(
+        "benchmarks.open_set",
+        *("--sets", "deepface", "lfw_a_to_j", "--lfw-people", "20", "--lfw-strangers", "40"),
+        *("--per-person", "1", "--distractors", "500"),
+    )
+    trials = figures["trials"]
+    assert isinstance(trials, list) and len(trials) == 3  # deepface half, LFW half, LFW 2+ photos
+    for trial in trials:
+        for rule in ("defaults", "defaults_no_margin", "at_fpir_1pct", "at_fpir_1pct_margin"):
+            assert 0 <= trial[rule]["fpir"] <= 100 and 0 <= trial[rule]["fnir"] <= 100
+    runs = figures["distractor_runs"]
+    assert isinstance(runs, list) and [r["distractors"] for r in runs] == [0, 500]
+    assert runs[1]["threshold"] < runs[0]["threshold"]  # the threshold follows the gallery's size
+    for name in ("fpir_at_defaults_ok", "fpir_with_distractors_ok", "margin_no_worse_everywhere"):
+        assert isinstance(figures[name], bool)
+
+
+def test_registry_calls_benchmark_reports_get_collection_with_counts_and_one_store_call_per_search() -> None:
+    figures = run_benchmark("benchmarks.registry_calls", "--faces", "500", "--calls", "5")
+    assert figures["faces"] == 500
+    assert float(figures["get_collection_counts_p50_ms"]) > 0  # type: ignore[arg-type]
+    # A search reads no collection settings from the store: only searches (more than one when a round of
+    # candidates brought too few distinct people).
+    assert set(figures["store_calls_per_search"]) == {"search"}  # type: ignore[call-overload]

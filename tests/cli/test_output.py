@@ -108,3 +108,37 @@ def test_the_summary_of_a_broken_import_says_what_was_written_and_how_to_finish(
     document = output.import_json(report)
     assert document["complete"] is False and document["error"]["code"] == "UNAVAILABLE"
     assert document["skipped_files"] == [{"path": "notes.txt", "reason": "not in a person's folder"}]
+
+
+def test_identify_json_carries_each_decision_and_margin():
+    message = identify_response()
+    message.faces[0].decision = facerec_pb2.MATCHED
+    message.faces[0].margin = 0.42
+    faces = json.loads(json.dumps(output.to_json(convert.identify_result_from_proto(message))))["faces"]
+    assert [(f["decision"], f["margin"]) for f in faces] == [("MATCHED", 0.42), ("UNKNOWN", None)]
+
+
+def test_human_identify_says_an_ambiguous_face_could_be_either_person_and_why_the_threshold():
+    message = identify_response()
+    message.faces[0].ClearField("match")
+    message.faces[0].decision = facerec_pb2.AMBIGUOUS
+    message.faces[0].margin = 0.02
+    message.applied.reason = "0.45: target FPIR 1% over 376 enrolled people, minimum margin 0.04"
+    lines = output.render_identify(convert.identify_result_from_proto(message)).splitlines()
+    assert lines[0] == "2 face(s), threshold 0.45: target FPIR 1% over 376 enrolled people, minimum margin 0.04"
+    assert "ambiguous (obama (Barack Obama) or biden)" in lines[2] and "0.020" in lines[2]
+
+
+def test_collection_shows_its_target_fpir_and_minimum_margin():
+    collection = Collection("staff", "dlib_resnet_v1", 128, 0.6, 10, 4, target_fpir=0.01, min_margin=0.04)
+    text = output.render_collection(collection)
+    assert "threshold:  0.6 (cap)" in text and "target FPIR: 1 %" in text and "min margin: 0.04" in text
+
+
+def test_collections_table_has_each_collections_decision_settings():
+    fixed = Collection("fixed", "dlib_resnet_v1", 128, 0.55, 3, 2)
+    sized = Collection("sized", "dlib_resnet_v1", 128, 0.6, 9, 4, target_fpir=0.01, min_margin=0.04)
+    header, first, second = output.render_collections([fixed, sized]).splitlines()
+    assert header.split() == ["collection", "people", "faces", "threshold", "target_fpir", "min_margin", "model"]
+    assert first.split()[3:6] == ["0.550", "-", "0.000"]
+    assert second.split()[3:6] == ["0.600", "0.010", "0.040"]

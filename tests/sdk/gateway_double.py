@@ -76,10 +76,26 @@ class RecordingGateway(facerec_pb2_grpc.FaceRecognitionServicer):
 
     def _identify(self, request: facerec_pb2.IdentifyRequest) -> facerec_pb2.IdentifyResponse:
         candidate = facerec_pb2.Candidate(person_id="obama", distance=0.41, similarity=0.66, face_id="f-1")
-        faces = [facerec_pb2.IdentifiedFace(face=face_message(), candidates=[candidate], match=candidate)]
-        threshold = request.threshold if request.HasField("threshold") else 0.6
+        faces = [
+            facerec_pb2.IdentifiedFace(
+                face=face_message(), candidates=[candidate], match=candidate, decision=facerec_pb2.MATCHED
+            )
+        ]
+        override = request.HasField("threshold")
+        threshold = request.threshold if override else 0.6
+        source = facerec_pb2.THRESHOLD_SOURCE_REQUEST if override else facerec_pb2.THRESHOLD_SOURCE_COLLECTION
+        applied = facerec_pb2.AppliedThreshold(
+            threshold=threshold,
+            source=source,
+            min_margin=request.min_margin if request.HasField("min_margin") else 0.0,
+            reason=f"{threshold:.2f}: {'fixed by the request' if override else 'the collection fixed threshold'}",
+        )
         return facerec_pb2.IdentifyResponse(
-            faces=faces, image_size=image_size(request.image), threshold=threshold, frame_id=request.frame_id
+            faces=faces,
+            image_size=image_size(request.image),
+            threshold=threshold,
+            frame_id=request.frame_id,
+            applied=applied,
         )
 
     def IdentifyStream(self, request_iterator: Iterator[facerec_pb2.IdentifyRequest], context: grpc.ServicerContext):
@@ -139,6 +155,35 @@ class RecordingGateway(facerec_pb2_grpc.FaceRecognitionServicer):
         self.collections.add(request.name)
         return facerec_pb2.Collection(name=request.name)
 
+    def UpdateCollection(self, request: facerec_pb2.UpdateCollectionRequest, context: grpc.ServicerContext):
+        self._record("UpdateCollection", request, context)
+        if request.name not in self.collections:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"collection {request.name!r} does not exist")
+        return facerec_pb2.Collection(
+            name=request.name,
+            threshold=request.threshold if request.HasField("threshold") else 0.6,
+            target_fpir=request.target_fpir if request.HasField("target_fpir") else 0.01,
+            min_margin=request.min_margin if request.HasField("min_margin") else 0.04,
+        )
+
+    def CalibrateCollection(self, request: facerec_pb2.CalibrateCollectionRequest, context: grpc.ServicerContext):
+        self._record("CalibrateCollection", request, context)
+        if request.name not in self.collections:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"collection {request.name!r} does not exist")
+        return facerec_pb2.Calibration(
+            threshold=0.55,
+            target_fmr=request.target_fmr or 0.001,
+            fmr=0.0008,
+            fnmr=0.03,
+            eer=0.01,
+            eer_threshold=0.58,
+            genuine_pairs=12,
+            impostor_pairs=300,
+            people=4,
+            faces=25,
+            applied=request.apply,
+        )
+
     def ListPeople(self, request: facerec_pb2.ListPeopleRequest, context: grpc.ServicerContext):
         self._record("ListPeople", request, context)
         start = int(request.page_token or 0)
@@ -151,6 +196,19 @@ class RecordingGateway(facerec_pb2_grpc.FaceRecognitionServicer):
     def GetPerson(self, request: facerec_pb2.GetPersonRequest, context: grpc.ServicerContext):
         self._record("GetPerson", request, context)
         context.abort(grpc.StatusCode.NOT_FOUND, f"no person {request.person_id!r} in {request.collection!r}")
+
+    def Detect(self, request: facerec_pb2.DetectRequest, context: grpc.ServicerContext):
+        """One face whose descriptor is the photo's first 128 grey pixels / 255; an all-black photo has none."""
+        self._record("Detect", request, context)
+        with Image.open(io.BytesIO(request.image)) as image:
+            pixels = list(image.convert("L").getdata())[:128]
+        response = facerec_pb2.DetectResponse(image_size=image_size(request.image))
+        if any(pixels):
+            face = response.faces.add()
+            face.CopyFrom(face_message())
+            if request.include_embeddings:
+                face.embedding.CopyFrom(face_pb2.Embedding(values=[p / 255 for p in pixels], model_id="double"))
+        return response
 
     def Verify(self, request: facerec_pb2.VerifyRequest, context: grpc.ServicerContext):
         self._record("Verify", request, context)

@@ -11,8 +11,11 @@ import pytest
 from PIL import Image
 
 from facerec.sdk import (
+    AppliedThreshold,
     AsyncClient,
+    Calibration,
     Client,
+    Decision,
     Enrollment,
     FailedPrecondition,
     Frame,
@@ -21,6 +24,7 @@ from facerec.sdk import (
     NotFound,
     Photo,
     RejectionReason,
+    ThresholdSource,
     Unavailable,
 )
 from facerec.sdk.channel import MAX_MESSAGE_BYTES, channel_options, service_config
@@ -222,3 +226,68 @@ async def test_async_streams_have_no_deadline_unless_given(gateway_server: Gatew
     (bulk,) = gateway_server.gateway.time_remaining["BulkEnroll"]
     (stream,) = gateway_server.gateway.time_remaining["IdentifyStream"]
     assert (bulk is None or bulk > 86400) and (stream is None or stream > 86400)
+
+
+# ---------------------------------------------------------------------------------------------- decisions
+
+
+def test_identify_sends_the_minimum_margin_and_reads_the_applied_threshold(
+    gateway_server: GatewayServer, samples_dir: Path
+):
+    with Client(gateway_server.address) as client:
+        result = client.identify(samples_dir / "obama.jpg", min_margin=0.05)
+        plain = client.identify(samples_dir / "obama.jpg")
+    first, second = gateway_server.gateway.requests["Identify"]
+    assert first.min_margin == pytest.approx(0.05)  # type: ignore[attr-defined]
+    assert not second.HasField("min_margin") and not second.HasField("threshold")  # type: ignore[attr-defined]
+    assert result.applied is not None and result.applied.min_margin == pytest.approx(0.05)
+    assert plain.applied == AppliedThreshold(
+        0.6, ThresholdSource.COLLECTION, reason="0.60: the collection fixed threshold"
+    )
+    assert result.faces[0].decision is Decision.MATCHED
+
+
+def test_create_collection_sends_only_the_decision_settings_given(gateway_server: GatewayServer):
+    with Client(gateway_server.address) as client:
+        client.create_collection("fixed", threshold=0.5, target_fpir=0.0)
+        client.create_collection("sized", target_fpir=0.02, min_margin=0.05)
+        client.create_collection("defaults")
+    fixed, sized, defaults = gateway_server.gateway.requests["CreateCollection"]
+    assert fixed.HasField("target_fpir") and fixed.target_fpir == 0.0  # type: ignore[attr-defined]
+    assert not fixed.HasField("min_margin")  # type: ignore[attr-defined]
+    assert (sized.target_fpir, round(sized.min_margin, 6)) == (0.02, 0.05)  # type: ignore[attr-defined]
+    assert not sized.HasField("threshold")  # type: ignore[attr-defined]
+    assert not any(defaults.HasField(f) for f in ("threshold", "target_fpir", "min_margin"))  # type: ignore[attr-defined]
+
+
+def test_update_collection_changes_only_the_settings_given(gateway_server: GatewayServer):
+    with Client(gateway_server.address) as client:
+        collection = client.update_collection("staff", min_margin=0.06)
+        with pytest.raises(ValueError, match="at least one"):
+            client.update_collection("staff")
+        with pytest.raises(NotFound):
+            client.update_collection("nowhere", threshold=0.5)
+    request = gateway_server.gateway.requests["UpdateCollection"][0]
+    assert request.HasField("min_margin") and not request.HasField("threshold")  # type: ignore[attr-defined]
+    assert not request.HasField("target_fpir")  # type: ignore[attr-defined]
+    assert (collection.min_margin, collection.target_fpir) == (0.06, 0.01)
+
+
+def test_calibrate_collection_sends_the_target_and_apply_and_reads_the_calibration(gateway_server: GatewayServer):
+    with Client(gateway_server.address) as client:
+        calibration = client.calibrate_collection("staff", target_fmr=0.01, apply=True)
+    (request,) = gateway_server.gateway.requests["CalibrateCollection"]
+    assert (request.name, request.target_fmr, request.apply) == ("staff", 0.01, True)  # type: ignore[attr-defined]
+    assert calibration == Calibration(0.55, 0.01, 0.0008, 0.03, 0.01, 0.58, 12, 300, 4, 25, True)
+
+
+async def test_async_decision_settings_and_calibration(gateway_server: GatewayServer, samples_dir: Path):
+    async with AsyncClient(gateway_server.address) as client:
+        await client.create_collection("sized", target_fpir=0.02)
+        updated = await client.update_collection("staff", threshold=0.55)
+        calibration = await client.calibrate_collection("staff")
+        result = await client.identify(samples_dir / "obama.jpg", min_margin=0.1)
+    assert gateway_server.gateway.requests["CreateCollection"][0].target_fpir == 0.02  # type: ignore[attr-defined]
+    assert updated.threshold == 0.55
+    assert calibration.target_fmr == 0.001 and not calibration.applied
+    assert result.applied is not None and result.applied.min_margin == pytest.approx(0.1)

@@ -7,7 +7,15 @@ from datetime import UTC, datetime
 import numpy as np
 
 from facerec.sdk import convert
-from facerec.sdk.types import Candidate, FaceSelection, RejectionReason
+from facerec.sdk.types import (
+    AppliedThreshold,
+    Calibration,
+    Candidate,
+    Decision,
+    FaceSelection,
+    RejectionReason,
+    ThresholdSource,
+)
 from facerec.v1 import face_pb2, facerec_pb2
 from tests.sdk.gateway_double import face_message
 
@@ -27,12 +35,22 @@ def identify_response() -> facerec_pb2.IdentifyResponse:
     biden = facerec_pb2.Candidate(person_id="biden", distance=0.83, similarity=0.308, face_id="9c1d")
     return facerec_pb2.IdentifyResponse(
         faces=[
-            facerec_pb2.IdentifiedFace(face=face_message(0), candidates=[obama, biden], match=obama),
-            facerec_pb2.IdentifiedFace(face=face_with_embedding, candidates=[biden]),
+            facerec_pb2.IdentifiedFace(
+                face=face_message(0), candidates=[obama, biden], match=obama, decision=facerec_pb2.MATCHED, margin=0.42
+            ),
+            facerec_pb2.IdentifiedFace(face=face_with_embedding, candidates=[biden], decision=facerec_pb2.UNKNOWN),
         ],
         image_size=face_pb2.ImageSize(width=1280, height=853),
         threshold=0.6,
         frame_id="frame-17",
+        applied=facerec_pb2.AppliedThreshold(
+            threshold=0.6,
+            source=facerec_pb2.THRESHOLD_SOURCE_TARGET_FPIR,
+            target_fpir=0.01,
+            gallery_size=2,
+            min_margin=0.04,
+            reason="0.60: target FPIR 1% over 2 enrolled people",
+        ),
     )
 
 
@@ -45,6 +63,65 @@ def test_unknown_face_has_no_match_but_keeps_its_candidates():
     result = convert.identify_result_from_proto(identify_response())
     assert result.faces[1].match is None
     assert [c.person_id for c in result.faces[1].candidates] == ["biden"]
+
+
+def test_decision_margin_and_applied_threshold_are_read():
+    result = convert.identify_result_from_proto(identify_response())
+    assert [f.decision for f in result.faces] == [Decision.MATCHED, Decision.UNKNOWN]
+    assert [f.margin for f in result.faces] == [0.42, None]
+    assert result.applied == AppliedThreshold(
+        threshold=0.6,
+        source=ThresholdSource.TARGET_FPIR,
+        target_fpir=0.01,
+        gallery_size=2,
+        min_margin=0.04,
+        reason="0.60: target FPIR 1% over 2 enrolled people",
+    )
+
+
+def test_an_ambiguous_face_round_trips_without_a_match():
+    message = identify_response()
+    message.faces[0].ClearField("match")
+    message.faces[0].decision = facerec_pb2.AMBIGUOUS
+    result = convert.identify_result_from_proto(message)
+    assert (result.faces[0].decision, result.faces[0].match) == (Decision.AMBIGUOUS, None)
+    assert convert.identify_result_to_proto(result) == message
+
+
+def test_a_response_without_decisions_reads_them_from_the_match():
+    message = identify_response()
+    for face in message.faces:
+        face.ClearField("decision")
+    message.ClearField("applied")
+    result = convert.identify_result_from_proto(message)
+    assert [f.decision for f in result.faces] == [Decision.MATCHED, Decision.UNKNOWN]
+    assert result.applied is None
+
+
+def test_collection_decision_settings_round_trip():
+    message = facerec_pb2.Collection(name="staff", threshold=0.6, target_fpir=0.01, min_margin=0.04, person_count=3)
+    collection = convert.collection_from_proto(message)
+    assert (collection.target_fpir, collection.min_margin) == (0.01, 0.04)
+    assert convert.collection_to_proto(collection) == message
+
+
+def test_calibration_round_trips():
+    message = facerec_pb2.Calibration(
+        threshold=0.55,
+        target_fmr=0.001,
+        fmr=0.0009,
+        fnmr=0.02,
+        eer=0.005,
+        eer_threshold=0.596,
+        genuine_pairs=38,
+        impostor_pairs=1853,
+        people=13,
+        faces=62,
+        applied=True,
+    )
+    calibration = convert.calibration_from_proto(message)
+    assert calibration == Calibration(0.55, 0.001, 0.0009, 0.02, 0.005, 0.596, 38, 1853, 13, 62, True)
+    assert convert.calibration_to_proto(calibration) == message
 
 
 def test_float32_fields_read_as_their_shortest_decimal():

@@ -7,7 +7,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from facerec.calibration import calibrate as calibrate_descriptors
 from facerec.cli import exit_codes, output
+from facerec.cli.calibrate import calibration_json, describe, render_calibration
 from facerec.cli.importer import ImportReport, ensure_collection, run_import, scan
 from facerec.sdk import Client, FaceSelection, FailedPrecondition
 
@@ -53,6 +55,7 @@ def identify(client: Client, args: argparse.Namespace) -> int:
         top_k=args.top_k,
         threshold=args.threshold,
         include_embeddings=args.embeddings,
+        min_margin=args.min_margin,
     )
     _emit(args, output.to_json(result), output.render_identify(result))
     return exit_codes.OK
@@ -113,9 +116,56 @@ def people_delete(client: Client, args: argparse.Namespace) -> int:
 
 
 def collections_create(client: Client, args: argparse.Namespace) -> int:
-    """``facerec collections create NAME [--threshold T]``"""
-    collection = client.create_collection(args.name, threshold=args.threshold)
+    """``facerec collections create NAME [--threshold T] [--target-fpir F] [--min-margin M]``"""
+    collection = client.create_collection(
+        args.name, threshold=args.threshold, target_fpir=args.target_fpir, min_margin=args.min_margin
+    )
     _emit(args, output.to_json(collection), output.render_collection(collection))
+    return exit_codes.OK
+
+
+def collections_update(client: Client, args: argparse.Namespace) -> int:
+    """``facerec collections update NAME [--threshold T] [--target-fpir F] [--min-margin M]``"""
+    if args.threshold is None and args.target_fpir is None and args.min_margin is None:
+        print("facerec: collections update needs --threshold, --target-fpir or --min-margin", file=sys.stderr)
+        return exit_codes.USAGE
+    collection = client.update_collection(
+        args.name, threshold=args.threshold, target_fpir=args.target_fpir, min_margin=args.min_margin
+    )
+    _emit(args, output.to_json(collection), output.render_collection(collection))
+    return exit_codes.OK
+
+
+def collections_calibrate(client: Client, args: argparse.Namespace) -> int:
+    """``facerec collections calibrate NAME [--target-fmr F] [--apply]``: on the collection's own faces."""
+    calibration = client.calibrate_collection(args.name, target_fmr=args.target_fmr, apply=args.apply)
+    _emit(args, output.to_json(calibration), output.render_collection_calibration(args.name, calibration))
+    return exit_codes.OK
+
+
+def calibrate(client: Client, args: argparse.Namespace) -> int:
+    """``facerec calibrate DIR [--target-fmr F] [--collection NAME --apply]``: every genuine and impostor pair of
+    the labelled photos ``DIR/<person>/<photos>``; ``--apply`` sets the threshold as the collection's fixed one."""
+    root = Path(args.dir)
+    folder = scan(root)
+    for skipped in folder.skipped:
+        print(f"facerec: skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
+    described = describe(client, folder, root)
+    for name in described.no_face:
+        print(f"facerec: no face in {name}", file=sys.stderr)
+    for refused in described.refused:
+        print(f"facerec: {refused.path} refused: {refused.reason}", file=sys.stderr)
+    try:
+        result = calibrate_descriptors(described.descriptors, described.labels, args.target_fmr)
+    except ValueError as error:
+        print(f"facerec: cannot calibrate on {args.dir}: {error}", file=sys.stderr)
+        return exit_codes.USAGE
+    applied_to = None
+    if args.apply:
+        client.update_collection(args.collection, threshold=result.threshold, target_fpir=0.0)
+        applied_to = args.collection
+    document = calibration_json(result, described, folder.skipped, applied_to)
+    _emit(args, document, render_calibration(result, described, applied_to))
     return exit_codes.OK
 
 

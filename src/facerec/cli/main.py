@@ -18,6 +18,7 @@ from typing import TypeAlias
 
 import grpc
 
+from facerec import limits
 from facerec.cli import commands, exit_codes, output, stack
 from facerec.cli.health import DEFAULT_HEALTH_TIMEOUT_S, check_health, health_exit_code, rpc_error_exit_code
 from facerec.photo_formats import ACCEPTED_NAMES
@@ -37,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "standalone", None) is not None:  # commands that need no gateway client (up)
         code: int = args.standalone(args)
         return code
+    if getattr(args, "apply", False) and args.command == "calibrate" and not args.collection:
+        parser.error("calibrate --apply needs --collection NAME")
     handler: Handler = args.handler
     try:
         with _client(args) as client:
@@ -175,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_people_commands(subparsers)
     _add_collection_commands(subparsers)
     _add_import_command(subparsers)
+    _add_calibrate_command(subparsers)
     _add_health_command(subparsers)
     stack.register(subparsers)
     return parser
@@ -196,7 +200,15 @@ def _add_face_commands(subparsers: Subparsers) -> None:
     identify = _command(subparsers, "identify", "tell who each face of a photo is", commands.identify)
     identify.add_argument("photo", metavar="PHOTO")
     identify.add_argument("--top-k", type=int, default=0, metavar="K", help="candidates per face (default 5)")
-    identify.add_argument("--threshold", type=float, metavar="T", help="override the collection's threshold")
+    identify.add_argument(
+        "--threshold", type=_checked(limits.check_threshold), metavar="T", help="a fixed threshold for this call"
+    )
+    identify.add_argument(
+        "--min-margin",
+        type=_checked(limits.check_min_margin),
+        metavar="M",
+        help="minimum margin for this call (nearest vs second-nearest person; 0: none)",
+    )
     identify.add_argument("--embeddings", action="store_true", help="include each face's descriptor (JSON)")
     _collection_flag(identify)
 
@@ -230,16 +242,87 @@ def _add_people_commands(subparsers: Subparsers) -> None:
         _collection_flag(parser)
 
 
+def _checked(check: Callable[[float], float]) -> Callable[[str], float]:
+    """An argparse type: a float that ``check`` (from :mod:`facerec.limits`) accepts."""
+
+    def parse(text: str) -> float:
+        try:
+            return check(float(text))
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from error
+
+    return parse
+
+
+def _decision_flags(parser: argparse.ArgumentParser, *, creating: bool) -> None:
+    default = " (default: the model's, 0.6)" if creating else ""
+    parser.add_argument(
+        "--threshold",
+        type=_checked(limits.check_threshold),
+        metavar="T",
+        help=f"largest distance ever accepted: the fixed threshold, or the cap of a target FPIR{default}",
+    )
+    parser.add_argument(
+        "--target-fpir",
+        type=_checked(limits.check_target_fpir),
+        metavar="F",
+        help="share of strangers that may be matched, the threshold following the collection's size "
+        "(0: fixed threshold" + ("; default: the service's, unless --threshold is given)" if creating else ")"),
+    )
+    parser.add_argument(
+        "--min-margin",
+        type=_checked(limits.check_min_margin),
+        metavar="M",
+        help="a face nearer than M to its second-nearest person is ambiguous (0: no rule"
+        + ("; default: the service's)" if creating else ")"),
+    )
+
+
 def _add_collection_commands(subparsers: Subparsers) -> None:
-    collections = _command(subparsers, "collections", "create, list, show or delete collections")
+    collections = _command(subparsers, "collections", "create, list, show, update, calibrate or delete collections")
     actions = collections.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = _command(actions, "create", "create a collection", commands.collections_create)
-    create.add_argument("--threshold", type=float, metavar="T", help="decision threshold (default: the model's, 0.6)")
+    _decision_flags(create, creating=True)
     _command(actions, "list", "the caller's collections", commands.collections_list)
     show = _command(actions, "show", "one collection", commands.collections_show)
+    update = _command(actions, "update", "change a collection's decision settings", commands.collections_update)
+    _decision_flags(update, creating=False)
+    calibrate = _command(
+        actions,
+        "calibrate",
+        "calibrate a threshold on the collection's own faces (people with 2+ faces)",
+        commands.collections_calibrate,
+    )
+    _target_fmr_flag(calibrate)
+    calibrate.add_argument("--apply", action="store_true", help="set the threshold as the collection's fixed one")
     delete = _command(actions, "delete", "delete a collection and every face in it", commands.collections_delete)
-    for parser in (create, show, delete):
+    for parser in (create, show, update, calibrate, delete):
         parser.add_argument("name", metavar="NAME")
+
+
+def _target_fmr_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--target-fmr",
+        type=_checked(limits.target_fmr_or_default),
+        default=limits.DEFAULT_TARGET_FMR,
+        metavar="F",
+        help="false match rate the threshold is chosen for (default %(default)g)",
+    )
+
+
+def _add_calibrate_command(subparsers: Subparsers) -> None:
+    calibrate = _command(
+        subparsers,
+        "calibrate",
+        "calibrate a threshold on labelled photos DIR/<person>/<photos> (every genuine and impostor pair)",
+        commands.calibrate,
+    )
+    calibrate.add_argument("dir", metavar="DIR")
+    _target_fmr_flag(calibrate)
+    calibrate.add_argument(
+        "--collection", metavar="NAME", help="the collection --apply sets the threshold on (as its fixed threshold)"
+    )
+    calibrate.add_argument("--apply", action="store_true", help="set the threshold on --collection")
 
 
 IMPORT_EPILOG = f"""Photos are recognised by their content, not their names (files without an extension are fine):

@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any, TextIO
 from facerec.sdk import (
     BoundingBox,
     BulkEnrollResult,
+    Calibration,
     Candidate,
     Collection,
+    Decision,
     DetectResult,
     EnrollResult,
     Face,
@@ -44,7 +46,9 @@ def to_json(value: Any) -> Any:
     if isinstance(value, IdentifiedFace):
         return {
             **to_json(value.face),
+            "decision": value.decision.value,
             "match": to_json(value.match),
+            "margin": value.margin,
             "candidates": [to_json(c) for c in value.candidates],
         }
     if isinstance(value, Face):
@@ -118,8 +122,9 @@ def _who(candidate: Candidate | None) -> str:
 
 
 def render_identify(result: IdentifyResult) -> str:
-    """Who each face of a photo is, one row per face."""
-    head = f"{len(result.faces)} face(s), threshold {result.threshold:g}"
+    """Who each face of a photo is, one row per face, under the threshold that decided and why."""
+    why = result.applied.reason if result.applied is not None and result.applied.reason else None
+    head = f"{len(result.faces)} face(s), threshold {why or format(result.threshold, 'g')}"
     if not result.faces:
         return head
     rows = []
@@ -130,12 +135,24 @@ def render_identify(result: IdentifyResult) -> str:
             [
                 identified.face.index,
                 _box(identified.face.box),
-                _who(identified.match) if identified.match or nearest is None else f"unknown (nearest {_who(nearest)})",
+                _person_cell(identified, nearest),
                 shown.distance if shown else None,
                 shown.similarity if shown else None,
+                identified.margin,
             ]
         )
-    return head + "\n" + table(["#", "box", "person", "distance", "similarity"], rows)
+    return head + "\n" + table(["#", "box", "person", "distance", "similarity", "margin"], rows)
+
+
+def _person_cell(identified: IdentifiedFace, nearest: Candidate | None) -> str:
+    if identified.match is not None:
+        return _who(identified.match)
+    if nearest is None:
+        return "unknown"
+    if identified.decision is Decision.AMBIGUOUS:
+        second = identified.candidates[1] if len(identified.candidates) > 1 else None
+        return f"ambiguous ({_who(nearest)} or {_who(second) if second else '?'})"
+    return f"unknown (nearest {_who(nearest)})"
 
 
 def render_verify(result: VerifyResult) -> str:
@@ -302,8 +319,11 @@ def render_people(people: Sequence[Person]) -> str:
 
 def render_collections(collections: Sequence[Collection]) -> str:
     """Collections as a table."""
-    rows = [[c.name, c.person_count, c.face_count, c.threshold, c.model_id] for c in collections]
-    return table(["collection", "people", "faces", "threshold", "model"], rows)
+    rows = [
+        [c.name, c.person_count, c.face_count, c.threshold, c.target_fpir or "-", c.min_margin, c.model_id]
+        for c in collections
+    ]
+    return table(["collection", "people", "faces", "threshold", "target_fpir", "min_margin", "model"], rows)
 
 
 def render_collection(collection: Collection) -> str:
@@ -313,12 +333,28 @@ def render_collection(collection: Collection) -> str:
         [
             f"collection: {collection.name}",
             f"model:      {collection.model_id} ({collection.dimension}-d)",
-            f"threshold:  {collection.threshold:g}",
+            f"threshold:  {collection.threshold:g}{' (cap)' if collection.target_fpir else ' (fixed)'}",
+            f"target FPIR: {collection.target_fpir * 100:g} %" if collection.target_fpir else "target FPIR: none",
+            f"min margin: {collection.min_margin:g}",
             f"people:     {collection.person_count}",
             f"faces:      {collection.face_count}",
             f"created:    {created}",
         ]
     )
+
+
+def render_collection_calibration(name: str, calibration: Calibration) -> str:
+    """A collection's calibration in a few lines."""
+    lines = [
+        f"threshold {calibration.threshold:.4f} for FMR {calibration.target_fmr:g}: "
+        f"FMR {calibration.fmr * 100:.3f} %, FNMR {calibration.fnmr * 100:.2f} %",
+        f"EER {calibration.eer * 100:.2f} % at {calibration.eer_threshold:.4f}",
+        f"{calibration.genuine_pairs} genuine pairs ({calibration.people} people with 2+ faces), "
+        f"{calibration.impostor_pairs} impostor pairs, {calibration.faces} faces",
+    ]
+    if calibration.applied:
+        lines.append(f"set as the fixed threshold of collection {name}")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------- progress

@@ -15,6 +15,7 @@ from facerec.sdk.images import image_bytes
 from facerec.sdk.types import (
     DEFAULT_COLLECTION,
     BulkEnrollResult,
+    Calibration,
     Collection,
     DetectResult,
     EnrollResult,
@@ -79,11 +80,56 @@ class Client:
     # ------------------------------------------------------------------------------------------ collections
 
     def create_collection(
-        self, name: str, *, threshold: float | None = None, model_id: str = "", timeout: float | None = None
+        self,
+        name: str,
+        *,
+        threshold: float | None = None,
+        target_fpir: float | None = None,
+        min_margin: float | None = None,
+        model_id: str = "",
+        timeout: float | None = None,
     ) -> Collection:
-        """Creates a collection (``threshold=None``: the model's usual one, 0.6)."""
-        request = messages.create_collection_request(name, threshold=threshold, model_id=model_id)
+        """Creates a collection.
+
+        ``threshold``: the largest distance ever accepted (None: the model's usual one, 0.6). ``target_fpir``: the
+        share of strangers that may be matched, the threshold then following the collection's size (None: the
+        service's default, unless ``threshold`` is given, which then applies fixed; 0: a fixed threshold).
+        ``min_margin``: the least distance between the nearest and second-nearest person for a match (None: the
+        service's default; 0: no margin rule).
+        """
+        request = messages.create_collection_request(
+            name, threshold=threshold, model_id=model_id, target_fpir=target_fpir, min_margin=min_margin
+        )
         return convert.collection_from_proto(self._call(self._stub.CreateCollection, request, timeout))
+
+    def update_collection(
+        self,
+        name: str = DEFAULT_COLLECTION,
+        *,
+        threshold: float | None = None,
+        target_fpir: float | None = None,
+        min_margin: float | None = None,
+        timeout: float | None = None,
+    ) -> Collection:
+        """Changes a collection's decision settings; those left None keep their values (at least one is needed)."""
+        request = messages.update_collection_request(
+            name, threshold=threshold, target_fpir=target_fpir, min_margin=min_margin
+        )
+        return convert.collection_from_proto(self._call(self._stub.UpdateCollection, request, timeout))
+
+    def calibrate_collection(
+        self,
+        name: str = DEFAULT_COLLECTION,
+        *,
+        target_fmr: float = 0.0,
+        apply: bool = False,
+        timeout: float | None = None,
+    ) -> Calibration:
+        """Calibrates a threshold on the collection's own faces (people with two or more give genuine pairs) for
+        false match rate ``target_fmr`` (0: the service's 0.001); ``apply`` sets it as the fixed threshold.
+        Raises FailedPrecondition when no person has two faces."""
+        request = facerec_pb2.CalibrateCollectionRequest(name=name, target_fmr=target_fmr, apply=apply)
+        return convert.calibration_from_proto(self._call(self._stub.CalibrateCollection, request, timeout))
 
     def get_collection(self, name: str = DEFAULT_COLLECTION, *, timeout: float | None = None) -> Collection:
         """A collection with its counts."""
@@ -161,11 +207,21 @@ class Client:
         top_k: int = 0,
         threshold: float | None = None,
         include_embeddings: bool = False,
+        min_margin: float | None = None,
         timeout: float | None = None,
     ) -> IdentifyResult:
-        """Every face of a photo with its nearest people and who it is (``top_k=0``: the service's 5)."""
+        """Every face of a photo with its nearest people and who it is (``top_k=0``: the service's 5).
+
+        ``threshold`` applies a fixed threshold for this call and ``min_margin`` a minimum margin, instead of the
+        collection's decision settings; the result's ``applied`` says which threshold decided and why.
+        """
         request = messages.identify_request(
-            image, collection=collection, top_k=top_k, threshold=threshold, include_embeddings=include_embeddings
+            image,
+            collection=collection,
+            top_k=top_k,
+            threshold=threshold,
+            include_embeddings=include_embeddings,
+            min_margin=min_margin,
         )
         return convert.identify_result_from_proto(self._call(self._stub.Identify, request, timeout))
 
@@ -176,6 +232,7 @@ class Client:
         collection: str = DEFAULT_COLLECTION,
         top_k: int = 0,
         threshold: float | None = None,
+        min_margin: float | None = None,
         timeout: float | None = None,
     ) -> Iterator[IdentifyResult]:
         """Identifies a stream of frames; yields one result per frame, in order.
@@ -185,7 +242,12 @@ class Client:
         """
         requests = messages.RequestStream(
             messages.identify_request(
-                image, collection=collection, top_k=top_k, threshold=threshold, frame_id=str(index)
+                image,
+                collection=collection,
+                top_k=top_k,
+                threshold=threshold,
+                frame_id=str(index),
+                min_margin=min_margin,
             )
             for index, image in enumerate(images)
         )

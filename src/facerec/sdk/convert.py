@@ -12,11 +12,14 @@ import numpy as np
 from google.protobuf import timestamp_pb2
 
 from facerec.sdk.types import (
+    AppliedThreshold,
     BoundingBox,
     BulkEnrollResult,
     BulkRejection,
+    Calibration,
     Candidate,
     Collection,
+    Decision,
     DetectResult,
     Embedding,
     EnrollResult,
@@ -33,6 +36,7 @@ from facerec.sdk.types import (
     Point,
     Rejection,
     RejectionReason,
+    ThresholdSource,
     VerifyResult,
 )
 from facerec.v1 import face_pb2, facerec_pb2
@@ -167,6 +171,8 @@ def collection_from_proto(message: facerec_pb2.Collection) -> Collection:
         face_count=message.face_count,
         person_count=message.person_count,
         created_at=_timestamp_from_proto(message.created_at) if message.HasField("created_at") else None,
+        target_fpir=message.target_fpir,
+        min_margin=_f32(message.min_margin),
     )
 
 
@@ -179,10 +185,46 @@ def collection_to_proto(collection: Collection) -> facerec_pb2.Collection:
         threshold=collection.threshold,
         face_count=collection.face_count,
         person_count=collection.person_count,
+        target_fpir=collection.target_fpir,
+        min_margin=collection.min_margin,
     )
     if collection.created_at is not None:
         message.created_at.FromDatetime(collection.created_at)
     return message
+
+
+def calibration_from_proto(message: facerec_pb2.Calibration) -> Calibration:
+    """A calibration from its message."""
+    return Calibration(
+        threshold=_f32(message.threshold),
+        target_fmr=message.target_fmr,
+        fmr=message.fmr,
+        fnmr=message.fnmr,
+        eer=message.eer,
+        eer_threshold=_f32(message.eer_threshold),
+        genuine_pairs=message.genuine_pairs,
+        impostor_pairs=message.impostor_pairs,
+        people=message.people,
+        faces=message.faces,
+        applied=message.applied,
+    )
+
+
+def calibration_to_proto(calibration: Calibration) -> facerec_pb2.Calibration:
+    """The message of a calibration."""
+    return facerec_pb2.Calibration(
+        threshold=calibration.threshold,
+        target_fmr=calibration.target_fmr,
+        fmr=calibration.fmr,
+        fnmr=calibration.fnmr,
+        eer=calibration.eer,
+        eer_threshold=calibration.eer_threshold,
+        genuine_pairs=calibration.genuine_pairs,
+        impostor_pairs=calibration.impostor_pairs,
+        people=calibration.people,
+        faces=calibration.faces,
+        applied=calibration.applied,
+    )
 
 
 def person_from_proto(message: facerec_pb2.Person) -> Person:
@@ -356,43 +398,101 @@ def candidate_to_proto(candidate: Candidate) -> facerec_pb2.Candidate:
     )
 
 
+_DECISIONS = {
+    facerec_pb2.DECISION_UNSPECIFIED: Decision.UNSPECIFIED,
+    facerec_pb2.MATCHED: Decision.MATCHED,
+    facerec_pb2.UNKNOWN: Decision.UNKNOWN,
+    facerec_pb2.AMBIGUOUS: Decision.AMBIGUOUS,
+}
+_DECISION_VALUES = {decision: value for value, decision in _DECISIONS.items()}
+_SOURCES = {
+    facerec_pb2.THRESHOLD_SOURCE_UNSPECIFIED: ThresholdSource.UNSPECIFIED,
+    facerec_pb2.THRESHOLD_SOURCE_REQUEST: ThresholdSource.REQUEST,
+    facerec_pb2.THRESHOLD_SOURCE_COLLECTION: ThresholdSource.COLLECTION,
+    facerec_pb2.THRESHOLD_SOURCE_TARGET_FPIR: ThresholdSource.TARGET_FPIR,
+}
+_SOURCE_VALUES = {source: value for value, source in _SOURCES.items()}
+
+
+def decision_from_proto(message: facerec_pb2.IdentifiedFace) -> Decision:
+    """The face's decision; a gateway that leaves it unset (before decisions were named) says it by ``match``."""
+    decision = _DECISIONS.get(message.decision, Decision.UNSPECIFIED)
+    if decision is Decision.UNSPECIFIED:
+        return Decision.MATCHED if message.HasField("match") else Decision.UNKNOWN
+    return decision
+
+
 def identified_face_from_proto(message: facerec_pb2.IdentifiedFace) -> IdentifiedFace:
-    """An identified face from its message; ``match`` is None when the face is unknown."""
+    """An identified face from its message; ``match`` is None unless the decision is MATCHED."""
     return IdentifiedFace(
         face=face_from_proto(message.face),
         candidates=tuple(candidate_from_proto(c) for c in message.candidates),
         match=candidate_from_proto(message.match) if message.HasField("match") else None,
+        decision=decision_from_proto(message),
+        margin=_f32(message.margin) if message.HasField("margin") else None,
     )
 
 
 def identified_face_to_proto(face: IdentifiedFace) -> facerec_pb2.IdentifiedFace:
     """The message of an identified face."""
     message = facerec_pb2.IdentifiedFace(
-        face=face_to_proto(face.face), candidates=[candidate_to_proto(c) for c in face.candidates]
+        face=face_to_proto(face.face),
+        candidates=[candidate_to_proto(c) for c in face.candidates],
+        decision=_DECISION_VALUES[face.decision],
     )
     if face.match is not None:
         message.match.CopyFrom(candidate_to_proto(face.match))
+    if face.margin is not None:
+        message.margin = face.margin
     return message
 
 
+def applied_threshold_from_proto(message: facerec_pb2.AppliedThreshold) -> AppliedThreshold:
+    """The applied threshold from its message."""
+    return AppliedThreshold(
+        threshold=_f32(message.threshold),
+        source=_SOURCES.get(message.source, ThresholdSource.UNSPECIFIED),
+        target_fpir=message.target_fpir,
+        gallery_size=message.gallery_size,
+        min_margin=_f32(message.min_margin),
+        reason=message.reason,
+    )
+
+
+def applied_threshold_to_proto(applied: AppliedThreshold) -> facerec_pb2.AppliedThreshold:
+    """The message of an applied threshold."""
+    return facerec_pb2.AppliedThreshold(
+        threshold=applied.threshold,
+        source=_SOURCE_VALUES[applied.source],
+        target_fpir=applied.target_fpir,
+        gallery_size=applied.gallery_size,
+        min_margin=applied.min_margin,
+        reason=applied.reason,
+    )
+
+
 def identify_result_from_proto(message: facerec_pb2.IdentifyResponse) -> IdentifyResult:
-    """The identification of a photo from its response."""
+    """The identification of a photo from its response (``applied`` None when the gateway left it unset)."""
     return IdentifyResult(
         faces=tuple(identified_face_from_proto(f) for f in message.faces),
         image_size=image_size_from_proto(message.image_size),
         threshold=_f32(message.threshold),
         frame_id=message.frame_id,
+        applied=applied_threshold_from_proto(message.applied) if message.HasField("applied") else None,
     )
 
 
 def identify_result_to_proto(result: IdentifyResult) -> facerec_pb2.IdentifyResponse:
     """The response of a photo's identification."""
-    return facerec_pb2.IdentifyResponse(
+    message = facerec_pb2.IdentifyResponse(
         faces=[identified_face_to_proto(f) for f in result.faces],
         image_size=image_size_to_proto(result.image_size),
         threshold=result.threshold,
         frame_id=result.frame_id,
     )
+    if result.applied is not None:
+        message.applied.CopyFrom(applied_threshold_to_proto(result.applied))
+    return message
 
 
 def verify_result_from_proto(message: facerec_pb2.VerifyResponse) -> VerifyResult:

@@ -84,8 +84,10 @@ def identify_request(
     threshold: float | None = None,
     include_embeddings: bool = False,
     frame_id: str = "",
+    min_margin: float | None = None,
 ) -> facerec_pb2.IdentifyRequest:
-    """An identification request (``top_k=0``: the service's default of 5)."""
+    """An identification request (``top_k=0``: the service's default of 5; ``threshold`` and ``min_margin``
+    None: the collection's decision settings)."""
     if isinstance(image, Frame):
         frame_id = image.frame_id or frame_id
         image = image.image
@@ -98,6 +100,8 @@ def identify_request(
     )
     if threshold is not None:
         request.threshold = threshold
+    if min_margin is not None:
+        request.min_margin = min_margin
     return request
 
 
@@ -145,12 +149,41 @@ def update_person_request(
 
 
 def create_collection_request(
-    name: str, *, threshold: float | None = None, model_id: str = ""
+    name: str,
+    *,
+    threshold: float | None = None,
+    model_id: str = "",
+    target_fpir: float | None = None,
+    min_margin: float | None = None,
 ) -> facerec_pb2.CreateCollectionRequest:
-    """A collection creation (``threshold=None``: the model's usual threshold)."""
+    """A collection creation; each setting left None takes the service's default (see ``create_collection``)."""
     request = facerec_pb2.CreateCollectionRequest(name=name, model_id=model_id)
     if threshold is not None:
         request.threshold = threshold
+    if target_fpir is not None:
+        request.target_fpir = target_fpir
+    if min_margin is not None:
+        request.min_margin = min_margin
+    return request
+
+
+def update_collection_request(
+    name: str,
+    *,
+    threshold: float | None = None,
+    target_fpir: float | None = None,
+    min_margin: float | None = None,
+) -> facerec_pb2.UpdateCollectionRequest:
+    """A change of a collection's decision settings: the settings given replace the collection's."""
+    if threshold is None and target_fpir is None and min_margin is None:
+        raise ValueError("update_collection needs at least one of threshold, target_fpir, min_margin")
+    request = facerec_pb2.UpdateCollectionRequest(name=name)
+    if threshold is not None:
+        request.threshold = threshold
+    if target_fpir is not None:
+        request.target_fpir = target_fpir
+    if min_margin is not None:
+        request.min_margin = min_margin
     return request
 
 

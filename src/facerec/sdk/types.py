@@ -141,6 +141,29 @@ class Collection:
     face_count: int
     person_count: int
     created_at: datetime | None = None
+    target_fpir: float = 0.0
+    """Target false-positive identification rate; the threshold then follows the size (0: ``threshold`` is fixed)."""
+    min_margin: float = 0.0
+    """A face nearer than this to its second-nearest person than to its nearest is AMBIGUOUS (0: no rule)."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A threshold calibrated on labelled faces: the largest threshold whose false match rate is at most
+    ``target_fmr``, the error rates there, the equal error rate and its threshold, and what was counted."""
+
+    threshold: float
+    target_fmr: float
+    fmr: float
+    fnmr: float
+    eer: float
+    eer_threshold: float
+    genuine_pairs: int
+    impostor_pairs: int
+    people: int
+    faces: int
+    applied: bool = False
+    """True when the threshold was set on the collection."""
 
 
 @dataclass(frozen=True)
@@ -266,13 +289,52 @@ class Candidate:
     face_id: str = ""
 
 
+class Decision(enum.StrEnum):
+    """What an identified face is."""
+
+    UNSPECIFIED = "UNSPECIFIED"
+    MATCHED = "MATCHED"
+    """The face is its ``match``."""
+    UNKNOWN = "UNKNOWN"
+    """No enrolled person is under the threshold (or those who are went to other faces of the photo)."""
+    AMBIGUOUS = "AMBIGUOUS"
+    """The nearest person is under the threshold but the second-nearest is less than the minimum margin further."""
+
+
+class ThresholdSource(enum.StrEnum):
+    """Where the threshold an identification applied came from."""
+
+    UNSPECIFIED = "UNSPECIFIED"
+    REQUEST = "REQUEST"
+    """The call's own ``threshold``."""
+    COLLECTION = "COLLECTION"
+    """The collection's fixed threshold."""
+    TARGET_FPIR = "TARGET_FPIR"
+    """Derived from the collection's target FPIR and its size, capped at the collection's threshold."""
+
+
+@dataclass(frozen=True)
+class AppliedThreshold:
+    """The threshold and minimum margin an identification decided with, and why (``reason``: one line)."""
+
+    threshold: float
+    source: ThresholdSource
+    target_fpir: float = 0.0
+    gallery_size: int = 0
+    min_margin: float = 0.0
+    reason: str = ""
+
+
 @dataclass(frozen=True)
 class IdentifiedFace:
-    """A face of a photo, its nearest people, and the decision (``match`` is None when unknown)."""
+    """A face of a photo, its nearest people, and the decision (``match`` is set exactly when MATCHED)."""
 
     face: Face
     candidates: tuple[Candidate, ...] = ()
     match: Candidate | None = None
+    decision: Decision = Decision.UNKNOWN
+    margin: float | None = None
+    """The second-nearest person's distance minus the nearest's; None with fewer than two people."""
 
 
 @dataclass(frozen=True)
@@ -283,6 +345,8 @@ class IdentifyResult:
     image_size: ImageSize
     threshold: float
     frame_id: str = ""
+    applied: AppliedThreshold | None = None
+    """Which threshold and margin decided, and why (None from a gateway that does not say)."""
 
 
 @dataclass(frozen=True)
