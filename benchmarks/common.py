@@ -16,7 +16,7 @@ from tests.paths import SAMPLES_DIR, SHARED_FACES_DIR
 
 
 def benchmark_photos(limit: int) -> list[Path]:
-    """Real face photos: the labelled deepface set when ../shared/faces is present, else the sample photos."""
+    """Real face photos: the labelled deepface set when $FACEREC_FACES_DIR is present, else the sample photos."""
     deepface = SHARED_FACES_DIR / "deepface"
     photos = sorted(deepface.glob("img*.jpg")) if deepface.is_dir() else []
     if not photos:

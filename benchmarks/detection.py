@@ -2,11 +2,11 @@
 
     .venv/bin/python -m benchmarks.detection [--limit 0] [--detectors yunet,hog]
 
-Every labelled set of ``../shared/faces`` (each photo shows one labelled person) goes through the embedder's
+Every labelled set of ``$FACEREC_FACES_DIR`` (each photo shows one labelled person) goes through the embedder's
 own pipeline (decode, detection on the bounded copy with the service's defaults, landmarks, chip) once per
 detector; a photo counts as found when at least one face comes back. On the deepface set (62 photos of 13
 people) every photo's largest face is embedded with the real model (onnxruntime in-process) and scored as in
-``../shared/faces/README.md``: EER over all same/different pairs of photos whose faces were found, and rank-1
+``$FACEREC_FACES_DIR/README.md``: EER over all same/different pairs of photos whose faces were found, and rank-1
 of each photo against all the others (a photo without a face counts as a miss). Prints a table, then one JSON
 object as the last line: ``found_<detector>_<set>``, ``photos_<set>``, ``deepface_eer_<detector>``,
 ``deepface_rank1_<detector>``, ``detect_ms_<detector>`` and the targets ``yunet_finds_at_least_hog_everywhere``

@@ -3,7 +3,7 @@ own photos/s on the same photos, measured in the same run.
 
     .venv/bin/python -m benchmarks.import_ [--photos 600] [--width 2000 --height 1500]
 
-The photos are made at run time in a temporary folder from the real photos of ``../shared/faces/deepface`` (one
+The photos are made at run time in a temporary folder from the real photos of ``$FACEREC_FACES_DIR/deepface`` (one
 folder per labelled person; the sample photos where that set is absent): each source photo is scaled to fit the
 size, placed at a varying offset (mirrored every other time), so that no two are the same photo, and saved as
 JPEG. The stack runs every part as its own process, as `facerec up` does. The embedder alone embeds every photo (8
@@ -57,7 +57,7 @@ class SourcePhoto:
 
 
 def source_photos() -> list[SourcePhoto]:
-    """Labelled real photos, the people taking turns: deepface's (13 people) when ../shared/faces is present,
+    """Labelled real photos, the people taking turns: deepface's (13 people) when $FACEREC_FACES_DIR is present,
     else the sample photos."""
     deepface = SHARED_FACES_DIR / "deepface"
     labels = deepface / "identities.csv"

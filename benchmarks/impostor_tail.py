@@ -8,7 +8,7 @@ A target false-positive identification rate over N enrolled people needs the fal
 impostor pairs to see that far, so the distribution is measured, then its lower tail is fitted and extrapolated:
 
 - **Measured**: every impostor pair (two faces of different people) within each labelled set of
-  ``../shared/faces`` (lfw_a_to_j, deepface, dlib_johns, essex_faces94, yalefaces; never across sets, where the
+  ``$FACEREC_FACES_DIR`` (lfw_a_to_j, deepface, dlib_johns, essex_faces94, yalefaces; never across sets, where the
   same person could appear under two names), from the descriptors ``benchmarks/open_set.py`` caches (the real
   pipeline and model). About 27 M pairs, almost all LFW's.
 - **Fitted** (peaks over threshold, extreme value theory): below ``u``, the distance at FMR ``TAIL_FMR``

@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks.open_set                       # every labelled set, distractors to 1M
     .venv/bin/python -m benchmarks.open_set --sets deepface --distractors 1000 --lfw-people 60
 
-Descriptors: every photo of the labelled sets of ``../shared/faces`` (lfw_a_to_j, deepface, dlib_johns,
+Descriptors: every photo of the labelled sets of ``$FACEREC_FACES_DIR`` (lfw_a_to_j, deepface, dlib_johns,
 essex_faces94, yalefaces) goes once through the embedder's real pipeline in-process (``FacePipeline``:
 decoding, the default detector, 5-point landmarks, the aligned chip, the ONNX model under onnxruntime, the very
 model Triton serves); the face nearest the photo's centre is the labelled one. They are cached under

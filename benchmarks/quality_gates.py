@@ -5,7 +5,7 @@
 
 Runs the embedder's real pipeline in-process (``FacePipeline``: decoding, the detector the settings choose,
 landmarks, the aligned chip, ``measure_quality``, the ONNX model under onnxruntime) over the labelled sets of
-``../shared/faces``: the LFW people with two or more photos (``lfw_a_to_j``) and, where present, deepface,
+``$FACEREC_FACES_DIR``: the LFW people with two or more photos (``lfw_a_to_j``) and, where present, deepface,
 dlib_johns (crops, padded for the detector), essex_faces94 and yalefaces. In each photo the face nearest its
 centre is the labelled one. The person's first photo is the one *enrolled*; the person's other photos are the
 probes. LFW is clean, so the gates have little to reject there: to see what they buy, the first photos of the

@@ -5,7 +5,7 @@
 
 Data: people as identity centres with several faces each (same person ~0.38 apart, different people
 ~0.87 apart, identities spread over the dimensions as dlib descriptors of real photos are:
-``tests/registry/test_facelike_calibration.py`` checks both against ../shared/faces), not uniform random
+``tests/registry/test_facelike_calibration.py`` checks both against $FACEREC_FACES_DIR), not uniform random
 vectors (the worst case for any graph index). Queries are new faces of enrolled people, one per call, after a
 warm-up, each measured in the same run against an exact scan (one matrix product) of the same vectors.
 

@@ -19,7 +19,7 @@ def samples_dir():
 
 @pytest.fixture(scope="session")
 def shared_faces_dir():
-    """../shared/faces (labelled real photos); tests using it skip where it is absent."""
+    """The labelled real photos (``FACEREC_FACES_DIR``); tests using them skip where they are absent."""
     if not SHARED_FACES_DIR.is_dir():
         pytest.skip(f"{SHARED_FACES_DIR} is absent: accuracy tests on labelled photos need it")
     return SHARED_FACES_DIR

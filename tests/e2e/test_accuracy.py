@@ -1,4 +1,4 @@
-"""Identification accuracy on labelled real photos (../shared/faces/deepface): one photo per person enrolled,
+"""Identification accuracy on labelled real photos ($FACEREC_FACES_DIR/deepface): one photo per person enrolled,
 every other photo identified, through the gateway and with dlib's own pipeline on the same split."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Decisions on the real stack: calibration on labelled photos, the applied threshold and why, strangers kept
-unknown at the default settings, and ambiguous faces (real photos of ../shared/faces and the sample photos)."""
+unknown at the default settings, and ambiguous faces (real photos of $FACEREC_FACES_DIR and the sample photos)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from facerec_gateway.decisions import (
 from tests.fixtures.stack import ALPHA_KEY, Stack
 
 # dlib's own pipeline (HOG, 5 landmarks, its chip, its ResNet) on every pair of the deepface set: EER 0.5 % at
-# this threshold (../shared/faces/README.md).
+# this threshold ($FACEREC_FACES_DIR/README.md).
 DLIB_EER_THRESHOLD = 0.596
 # The stranger set: the first LFW people of two or more photos are enrolled (their first photo), the first
 # people of a single photo are the strangers. benchmarks/open_set.py measured this split on the same

@@ -17,7 +17,7 @@ from PIL import Image
 from facerec_embedder.model import CHIP_PADDING, CHIP_SIZE
 from facerec_embedder.model.files import LANDMARKS_5_MODEL, RECOGNITION_MODEL, model_file
 
-# A bounded subset of ../shared/faces: several people, big and small faces (so the pyramid levels of
+# A bounded subset of $FACEREC_FACES_DIR: several people, big and small faces (so the pyramid levels of
 # dlib's chip extraction are all exercised), group photos with many faces.
 SHARED_FACES_SUBSET = (
     "deepface/img1.jpg",

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.paths import SHARED_FACES_DIR
+
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / ".cache" / "samples"
-SHARED_FACES = REPO / ".." / "shared" / "faces"
+SHARED_FACES = SHARED_FACES_DIR
 ONNX_MODEL = REPO / "deploy" / "triton" / "model_repository" / "face_embedder" / "1" / "model.onnx"
 
 
@@ -24,7 +26,7 @@ def sample(name: str) -> bytes:
 
 
 def shared_face_photo(relative: str) -> bytes:
-    """A photo of ../shared/faces (absent on machines without the shared face set)."""
+    """A photo of the labelled face sets (``FACEREC_FACES_DIR``; absent on some machines)."""
     path = SHARED_FACES / relative
     if not path.is_file():
         pytest.skip(f"{path} is missing: the shared face photos are not on this machine")

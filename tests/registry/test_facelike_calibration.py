@@ -1,4 +1,4 @@
-"""The benchmark's face-like vectors against real dlib descriptors of labelled photos (``../shared/faces``).
+"""The benchmark's face-like vectors against real dlib descriptors of labelled photos (``$FACEREC_FACES_DIR``).
 
 ``benchmarks/registry.py`` measures the index on synthetic galleries (``tests/registry/faces.py``), so how
 hard the problem is for the graph index depends on how face-like they are. These tests compare them with

@@ -38,7 +38,7 @@ class GatewaySettings(ServiceSettings):
         description="Streams (BulkEnroll, IdentifyStream): deadline of each message's work (one person's "
         "enrollment, one frame), within the call's own deadline if the client set one; the stream itself has none.",
     )
-    # Enrollment minimums, chosen from benchmarks/quality_gates.py on ../shared/faces (see docs): each measure is
+    # Enrollment minimums, chosen from benchmarks/quality_gates.py on $FACEREC_FACES_DIR (see docs): each measure is
     # defined in facerec_embedder.quality.
     min_face_size_px: float = Field(
         20.0, ge=0, description="Enrollment: smallest acceptable face (side of the chip's face square, photo px)."
