@@ -2,7 +2,8 @@
 
 Identity centres are random directions with norm ~1 (dlib descriptors have norm ~1); each face is its centre
 plus noise, so that two faces of one person are ~0.3-0.45 apart and faces of two people ~0.8-0.9 apart
-(docs/architecture.md, "Qdrant"; measured on the labelled photos). Uniform random vectors would be a different, worst-case problem.
+(docs/architecture.md, "Qdrant"; measured on the labelled photos). Uniform random vectors would be a
+different, worst-case problem.
 """
 
 from __future__ import annotations
