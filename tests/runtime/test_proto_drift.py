@@ -39,8 +39,8 @@ def test_every_public_operation_is_in_the_contract() -> None:
 
     public = facerec_pb2.DESCRIPTOR.services_by_name["FaceRecognition"].methods_by_name
     assert set(public) == {
-        "CreateCollection", "GetCollection", "ListCollections", "DeleteCollection",
-        "Enroll", "BulkEnroll", "Identify", "IdentifyStream", "Verify", "Detect",
+        "CreateCollection", "GetCollection", "ListCollections", "UpdateCollection", "DeleteCollection",
+        "CalibrateCollection", "Enroll", "BulkEnroll", "Identify", "IdentifyStream", "Verify", "Detect",
         "GetPerson", "ListPeople", "UpdatePerson", "DeletePerson",
     }  # fmt: skip
     assert public["BulkEnroll"].client_streaming and not public["BulkEnroll"].server_streaming
@@ -50,5 +50,5 @@ def test_every_public_operation_is_in_the_contract() -> None:
     registry = registry_pb2.DESCRIPTOR.services_by_name["Registry"].methods_by_name
     assert set(registry) >= {
         "CreateCollection", "GetCollection", "ListCollections", "DeleteCollection", "UpsertFaces", "Search",
-        "DeleteFace", "DeletePerson", "GetPerson", "ListPeople", "Count",
+        "DeleteFace", "DeletePerson", "GetPerson", "ListPeople", "Count", "UpdateCollection", "ListFaces",
     }  # fmt: skip
