@@ -11,6 +11,7 @@ from tritonclient.grpc import model_config_pb2
 
 from facerec_embedder.model import CHIP_SIZE, EMBEDDING_DIM, INPUT_NAME, OUTPUT_NAME, TRITON_MODEL_NAME
 from facerec_embedder.model.files import MODEL_REPOSITORY
+from facerec_embedder.settings import EmbedderSettings
 
 MODEL_DIR = MODEL_REPOSITORY / TRITON_MODEL_NAME
 PRODUCTION = MODEL_DIR / "config.pbtxt"
@@ -124,3 +125,11 @@ def triton_chip_reference(samples_dir):
     chips = np.stack([face.dlib_chip for face in faces_in(samples_dir, SAMPLE_PHOTOS)])
     session = ort.InferenceSession(str(DEFAULT_ONNX_PATH), providers=["CPUExecutionProvider"])
     return chips, session.run([OUTPUT_NAME], {INPUT_NAME: chips})[0]
+
+
+def test_tritons_queue_holds_a_few_embedders_at_their_default_bound_and_no_more():
+    # Each call an embedder admits has at most one request in Triton's queue: a queue much longer than all the
+    # embedders' bounds together would only hold requests whose callers' deadlines pass while they wait.
+    per_embedder = EmbedderSettings().in_flight_limit()
+    for config in (parse(PRODUCTION), parse(CPU_PYTHON)):
+        assert per_embedder <= config.dynamic_batching.default_queue_policy.max_queue_size <= 16 * per_embedder

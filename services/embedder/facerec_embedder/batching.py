@@ -3,16 +3,22 @@
 One photo usually holds one or two faces; a runtime call has a fixed cost (a gRPC round trip to Triton, a
 kernel launch on the GPU) that a batch of 64 chips pays once. The batcher holds each request's chips for at
 most ``max_delay_s`` so that requests arriving together go out as one call of at most ``max_batch`` chips.
+Each runtime call is timed as the ``embed`` stage (``StageTimer("embedder")``), once per batch.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from facerec.runtime.deadlines import Deadline
+from facerec.runtime.stages import StageTimer
+from facerec_embedder.admission import REFUSALS, current_deadline
+from facerec_embedder.errors import CallExpired
 from facerec_embedder.runtime import Chips, EmbeddingRuntime, Embeddings, check_chips
 
 
@@ -22,6 +28,17 @@ class _Part:
 
     chips: Chips
     result: asyncio.Future[Embeddings] = field(repr=False)
+    deadline: Deadline | None = None
+
+    def gone(self) -> bool:
+        """Whether its caller is gone: cancelled (the result is done), or its deadline has passed (then told so)."""
+        if self.result.done():
+            return True
+        if self.deadline is not None and self.deadline.expired():
+            REFUSALS.labels("expired").inc()
+            self.result.set_exception(CallExpired("the embedding"))
+            return True
+        return False
 
 
 class MicroBatcher:
@@ -30,8 +47,9 @@ class MicroBatcher:
     The first chip to arrive starts a timer of ``max_delay_s``; when it fires, or as soon as ``max_batch`` chips
     are waiting, the waiting chips go to the runtime, ``max_batch`` at most per call. A request larger than
     ``max_batch`` is split across calls. Each caller gets its own rows back, in order. When a runtime call
-    fails, every caller with chips in it gets the same error. A caller that is cancelled (its deadline passed)
-    withdraws the chips that have not been sent yet.
+    fails, every caller with chips in it gets the same error. A caller that is cancelled, or whose deadline
+    (``admission.current_deadline()`` when it called) has passed, withdraws the chips that have not been sent
+    yet: no batch holds chips of a caller that is gone.
     """
 
     def __init__(self, runtime: EmbeddingRuntime, *, max_batch: int = 64, max_delay_s: float = 0.002) -> None:
@@ -46,6 +64,7 @@ class MicroBatcher:
         self._waiting_chips = 0
         self._timer: asyncio.TimerHandle | None = None
         self._calls: set[asyncio.Task[None]] = set()
+        self._stages = StageTimer("embedder")
 
     async def embed(self, chips: Chips) -> Embeddings:
         """The descriptors of ``chips``, computed together with those of concurrent callers."""
@@ -53,8 +72,9 @@ class MicroBatcher:
         if len(chips) == 0:
             return await self.runtime.embed(chips)
         loop = asyncio.get_running_loop()
+        deadline = current_deadline()
         parts = [
-            _Part(chips[start : start + self.max_batch], loop.create_future())
+            _Part(chips[start : start + self.max_batch], loop.create_future(), deadline)
             for start in range(0, len(chips), self.max_batch)
         ]
         for part in parts:
@@ -109,13 +129,14 @@ class MicroBatcher:
         while self._waiting and size + len(self._waiting[0].chips) <= self.max_batch:
             part = self._waiting.popleft()
             self._waiting_chips -= len(part.chips)
-            if not part.result.done():  # done here means its caller was cancelled: skip its chips
+            if not part.gone():
                 batch.append(part)
                 size += len(part.chips)
         return batch
 
     async def _run(self, batch: list[_Part]) -> None:
         chips = batch[0].chips if len(batch) == 1 else np.concatenate([part.chips for part in batch])
+        started = time.perf_counter()
         try:
             embeddings = await self.runtime.embed(chips)
         except asyncio.CancelledError:
@@ -127,6 +148,8 @@ class MicroBatcher:
                 if not part.result.done():
                     part.result.set_exception(error)
             return
+        finally:
+            self._stages.record("embed", time.perf_counter() - started)
         start = 0
         for part in batch:
             end = start + len(part.chips)

@@ -6,6 +6,9 @@ message goes back to the caller as is, so it says what was wrong and, where ther
 
 from __future__ import annotations
 
+from google.protobuf import duration_pb2
+from google.rpc import error_details_pb2
+
 from facerec.runtime.errors import DeadlineExceeded, InvalidArgument, ResourceExhausted, Unavailable
 
 
@@ -19,6 +22,32 @@ class CorruptImage(InvalidArgument):
 
 class ImageTooLarge(ResourceExhausted):
     """The photo is over the byte or pixel limit, or too large to upsample as asked."""
+
+
+class Overloaded(ResourceExhausted):
+    """The embedder (or Triton behind it) has as much work in flight as it accepts; the call may be retried.
+
+    Unlike :class:`ImageTooLarge` (same status code, never worth retrying) it says so: the message names the
+    delay, and a ``google.rpc.RetryInfo`` detail carries it, which the SDK honours (it retries RESOURCE_EXHAUSTED
+    only when that detail is present).
+    """
+
+    def __init__(self, what: str, retry_after_s: float) -> None:
+        delay = duration_pb2.Duration()
+        delay.FromMilliseconds(round(retry_after_s * 1000))
+        super().__init__(
+            f"{what}; the call was not started and may be retried after {retry_after_s * 1000:.0f} ms",
+            details=[error_details_pb2.RetryInfo(retry_delay=delay)],
+        )
+        self.retry_after_s = retry_after_s
+
+
+class CallExpired(DeadlineExceeded):
+    """The caller's deadline passed before a stage of its work started: the work was dropped."""
+
+    def __init__(self, stage: str) -> None:
+        super().__init__(f"the caller's deadline passed before {stage}: the work was dropped")
+        self.stage = stage
 
 
 class InvalidUpsample(InvalidArgument):

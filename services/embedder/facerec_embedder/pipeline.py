@@ -12,17 +12,28 @@ default) is first decoded at 1/4 or 1/8 scale inside libjpeg (Pillow's draft mod
 costs 257 ms per photo with a face against 301 ms for a full decode shrunk to the bound, and 42 ms without a
 face (measured in one process on the loaded 2-core machine). Smaller JPEGs, where libjpeg could only halve
 the size, and other formats are decoded once at full size, and the detector shrinks that (see ``_DRAFT_FROM``).
+
+Dropped work: each piece of work that runs in a detection thread first checks the deadline of the call it is
+for (``admission.check_deadline``), and the embedding is not asked for once it has passed; a cancelled call
+(its caller went away, or its deadline passed and gRPC cancelled it) cancels the pieces not started yet. Stage
+timings (decode, detect, align) go to ``facerec_stage_duration_seconds`` through ``StageTimer("embedder")``;
+``align`` covers landmarks, alignment and the quality measures of a photo's faces.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
+from collections.abc import Callable
 from concurrent.futures import Executor
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
+from facerec.runtime.stages import StageTimer
+from facerec_embedder.admission import check_deadline
 from facerec_embedder.detection import Box, Chip, FaceDetection, FaceDetector, Landmarks, align_chip
 from facerec_embedder.detectors import ScoredBox
 from facerec_embedder.images import DEFAULT_LIMITS, ImageLimits, RGBImage, decode_image, upright_size
@@ -31,6 +42,10 @@ from facerec_embedder.runtime import EmbeddingRuntime
 
 Embedding = npt.NDArray[np.float32]
 """One raw 128-d descriptor."""
+
+T = TypeVar("T")
+
+STAGES = StageTimer("embedder")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +80,11 @@ class FacePipeline:
     """Turns photos into faces with descriptors.
 
     ``executor`` runs decoding and detection: give it as many threads as there are cores for detection
-    (dlib releases the GIL, and the detector keeps one instance per thread).
+    (dlib releases the GIL, and the detector keeps one instance per thread). With ``workers`` (the executor's
+    thread count) at most that many photos are decoded and searched at once, the others waiting their turn
+    in arrival order: the several pieces of work of concurrent photos (decode, detection beside a second
+    decode, alignment) would otherwise interleave in the executor's queue, and every photo would finish late,
+    together, past its caller's deadline once there are enough of them; in turn, they finish one after another.
     """
 
     def __init__(
@@ -74,11 +93,14 @@ class FacePipeline:
         runtime: EmbeddingRuntime,
         executor: Executor,
         limits: ImageLimits = DEFAULT_LIMITS,
+        *,
+        workers: int | None = None,
     ) -> None:
         self.detector = detector
         self.runtime = runtime
         self.executor = executor
         self.limits = limits
+        self._detection_turns = None if workers is None else asyncio.Semaphore(workers)
 
     async def analyze(self, photo: bytes, *, upsample: int | None = None, detect_only: bool = False) -> PhotoFaces:
         """The faces of an encoded photo, largest first; descriptors too unless ``detect_only``.
@@ -86,9 +108,14 @@ class FacePipeline:
         A photo without a face gives an empty list. Raises the errors of ``decode_image`` and
         ``FaceDetector.detect`` (bad or oversized image, bad upsampling) and of the runtime (Triton down).
         """
-        size, faces = await self._find_faces(photo, upsample)
+        if self._detection_turns is None:
+            size, faces = await self._find_faces(photo, upsample)
+        else:
+            async with self._detection_turns:
+                size, faces = await self._find_faces(photo, upsample)
         if detect_only or not faces:
             return PhotoFaces(size, faces)
+        check_deadline("the embedding")
         embeddings = await self.runtime.embed(np.stack([face.chip for face in faces]))
         embedded = [
             dataclasses.replace(face, embedding=embedding) for face, embedding in zip(faces, embeddings, strict=True)
@@ -96,17 +123,14 @@ class FacePipeline:
         return PhotoFaces(size, embedded)
 
     async def _find_faces(self, photo: bytes, upsample: int | None) -> tuple[ImageSize, list[DetectedFace]]:
-        loop = asyncio.get_running_loop()
-        view, size = await loop.run_in_executor(self.executor, self._decode_for_detection, photo)
+        view, size = await self._in_worker("decoding", self._decode_for_detection, photo)
         if _size_of(view) == size:
-            return size, await loop.run_in_executor(self.executor, self._faces_in, view, upsample)
+            return size, await self._in_worker("detection", self._faces_in, view, upsample)
         # A reduced view: the full-resolution decode that landmarks and chips need starts now, beside detection,
         # so a large photo waits for the longer of the two rather than both; it is dropped if no face is found.
-        full = loop.run_in_executor(self.executor, decode_image, photo, self.limits)
+        full = self._in_worker("decoding", self._decode_full, photo)
         try:
-            boxes = await loop.run_in_executor(
-                self.executor, self.detector.find_boxes, view, (size.width, size.height), upsample
-            )
+            boxes = await self._in_worker("detection", self._boxes_in, view, size, upsample)
         except BaseException:
             _abandon(full)
             raise
@@ -114,19 +138,43 @@ class FacePipeline:
             _abandon(full)
             return size, []
         image = await full
-        return size, await loop.run_in_executor(self.executor, self._measured_faces, image, boxes)
+        return size, await self._in_worker("alignment", self._measured_faces, image, boxes)
+
+    def _in_worker(self, stage: str, work: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """``work(*args)`` in a detection thread, in this call's context (request id, deadline), dropped with
+        ``CallExpired`` if the call's deadline has passed by the time a thread is free for it."""
+        context = contextvars.copy_context()
+        return asyncio.get_running_loop().run_in_executor(
+            self.executor, context.run, _unless_expired, stage, work, *args
+        )
 
     def _faces_in(self, image: RGBImage, upsample: int | None) -> list[DetectedFace]:
         height, width = image.shape[:2]
-        return self._measured_faces(image, self.detector.find_boxes(image, (width, height), upsample))
+        boxes = self._boxes_in(image, ImageSize(width, height), upsample)
+        return self._measured_faces(image, boxes)
+
+    def _boxes_in(self, view: RGBImage, size: ImageSize, upsample: int | None) -> list[ScoredBox]:
+        with STAGES.time("detect"):
+            return self.detector.find_boxes(view, (size.width, size.height), upsample)
+
+    def _decode_full(self, photo: bytes) -> RGBImage:
+        with STAGES.time("decode"):
+            return decode_image(photo, self.limits)
 
     def _measured_faces(self, image: RGBImage, boxes: list[ScoredBox]) -> list[DetectedFace]:
-        faces = [self._measured(image, detection) for detection in self.detector.place_landmarks(image, boxes)]
+        if not boxes:
+            return []
+        with STAGES.time("align"):
+            faces = [self._measured(image, detection) for detection in self.detector.place_landmarks(image, boxes)]
         faces.sort(key=lambda face: (face.box.area, face.detection_score), reverse=True)
         return faces
 
     def _decode_for_detection(self, photo: bytes) -> tuple[RGBImage, ImageSize]:
         """The photo decoded for detection (possibly at reduced scale) and the size of the upright photo."""
+        with STAGES.time("decode"):
+            return self._decoded_for_detection(photo)
+
+    def _decoded_for_detection(self, photo: bytes) -> tuple[RGBImage, ImageSize]:
         upright = upright_size(photo)
         header = None if upright is None else ImageSize(*upright)
         bound = self.detector.max_side
@@ -149,6 +197,11 @@ class FacePipeline:
             chip=chip,
             embedding=None,
         )
+
+
+def _unless_expired(stage: str, work: Callable[..., T], *args: Any) -> T:
+    check_deadline(stage)
+    return work(*args)
 
 
 def _abandon(decoding: asyncio.Future[RGBImage]) -> None:

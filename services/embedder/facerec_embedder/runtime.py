@@ -20,7 +20,15 @@ import onnxruntime
 import tritonclient.grpc.aio as triton_grpc
 from tritonclient.utils import InferenceServerException
 
-from facerec_embedder.errors import InvalidChip, ModelOutputError, TritonError, TritonTimeout, TritonUnavailable
+from facerec_embedder.admission import REFUSALS
+from facerec_embedder.errors import (
+    InvalidChip,
+    ModelOutputError,
+    Overloaded,
+    TritonError,
+    TritonTimeout,
+    TritonUnavailable,
+)
 from facerec_embedder.model import CHIP_SIZE, EMBEDDING_DIM, INPUT_NAME, OUTPUT_NAME, TRITON_MODEL_NAME
 
 Chips = npt.NDArray[np.uint8]
@@ -136,14 +144,19 @@ _TRITON_CHANNEL_ARGS: list[tuple[str, Any]] = [
 # Status codes after which a later call may succeed: Triton down, restarting, overloaded, model not loaded.
 _TRANSIENT_STATUSES = {"StatusCode.UNAVAILABLE", "StatusCode.RESOURCE_EXHAUSTED", "StatusCode.CANCELLED"}
 
+# What Triton answers (with UNAVAILABLE) when the model's queue holds max_queue_size requests already.
+_QUEUE_FULL = "exceeds maximum queue size"
+
 
 class TritonEmbedder:
     """Sends chips to the embedding model on a Triton server over gRPC.
 
-    Every call carries a timeout. Failures are translated where they enter: Triton unreachable or the model
-    not ready -> ``TritonUnavailable``; no answer in time -> ``TritonTimeout``; anything else -> ``TritonError``
-    (a bug). The gRPC channel reconnects by itself, so the embedder works again as soon as Triton is back.
-    Create and use it from one event loop (the channel is bound to the loop of its first call).
+    Every call carries a timeout. Failures are translated where they enter: Triton's queue full ->
+    ``Overloaded`` (RESOURCE_EXHAUSTED, retry after ``overload_retry_after_s``: the embedder's own overload
+    refusal, not UNAVAILABLE, which every channel on the way would retry at once); Triton unreachable or the
+    model not ready -> ``TritonUnavailable``; no answer in time -> ``TritonTimeout``; anything else ->
+    ``TritonError`` (a bug). The gRPC channel reconnects by itself, so the embedder works again as soon as
+    Triton is back. Create and use it from one event loop (the channel is bound to the loop of its first call).
     """
 
     def __init__(
@@ -154,8 +167,10 @@ class TritonEmbedder:
         timeout_s: float = 10.0,
         readiness_timeout_s: float = 2.0,
         model_version: str = "",
+        overload_retry_after_s: float = 0.25,
     ) -> None:
         self.url = url
+        self.overload_retry_after_s = overload_retry_after_s
         self.model_name = model_name
         self.timeout_s = timeout_s
         self.readiness_timeout_s = readiness_timeout_s
@@ -210,6 +225,11 @@ class TritonEmbedder:
         reason = str(error.message())
         if status == "StatusCode.DEADLINE_EXCEEDED":
             return TritonTimeout(self.url, self.timeout_s)
-        if status in _TRANSIENT_STATUSES or "not ready" in reason or "unknown model" in reason.lower():
+        if _QUEUE_FULL in reason.lower():
+            REFUSALS.labels("triton_overloaded").inc()
+            return Overloaded(f"Triton at {self.url} is overloaded ({reason})", self.overload_retry_after_s)
+        # "Stub process ... is not healthy": the model's backend process died; a restart of Triton cures it.
+        transient = status in _TRANSIENT_STATUSES or "not ready" in reason or "not healthy" in reason
+        if transient or "unknown model" in reason.lower():
             return TritonUnavailable(self.url, f"{status}: {reason}")
         return TritonError(f"Triton at {self.url} refused the inference call: {status}: {reason}")

@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from facerec.runtime.settings import MiB, ServiceSettings
+from facerec_embedder.admission import default_max_in_flight
 
 
 class EmbedderSettings(ServiceSettings):
@@ -43,3 +44,22 @@ class EmbedderSettings(ServiceSettings):
     batch_max_size: int = Field(64, ge=1, le=256, description="Most chips sent to Triton in one call.")
     batch_max_delay_ms: float = Field(2.0, ge=0, description="How long a chip waits for others to share a Triton call.")
     detect_workers: int = Field(2, ge=1, description="Threads decoding photos and running the face detector.")
+    max_in_flight: int | None = Field(
+        None,
+        ge=1,
+        description="Most calls worked on at once; past it a call is refused at once with RESOURCE_EXHAUSTED "
+        "(retry after overload_retry_after_ms). Unset: 4 per detection worker.",
+    )
+    max_chip_calls_in_flight: int = Field(
+        64,
+        ge=1,
+        description="Most EmbedChips calls worked on at once (they skip detection: Triton's queue is their limit); "
+        "past it RESOURCE_EXHAUSTED as for photos.",
+    )
+    overload_retry_after_ms: float = Field(
+        250.0, gt=0, description="Delay an overload refusal advises before a retry (its google.rpc.RetryInfo)."
+    )
+
+    def in_flight_limit(self) -> int:
+        """``max_in_flight``, or its default sized from the detection workers."""
+        return self.max_in_flight or default_max_in_flight(self.detect_workers)

@@ -5,6 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
 from facerec.runtime import errors
 
 if TYPE_CHECKING:
@@ -62,6 +66,21 @@ class DependencyDeadline(errors.DeadlineExceeded):
 
 class ModelMismatch(errors.InvalidArgument):
     """A collection of another embedding model than the one the embedder serves."""
+
+
+def retry_advice(error: grpc.aio.AioRpcError) -> tuple[error_details_pb2.RetryInfo, ...]:
+    """The ``google.rpc.RetryInfo`` of a dependency's refusal (an overloaded embedder's), to pass on to the caller:
+    the gateway does not retry it itself (that would multiply the retries of its callers), the SDK does."""
+    try:
+        status = rpc_status.from_call(error)
+    except ValueError:
+        return ()
+    advice = []
+    for detail in status.details if status is not None else ():
+        info = error_details_pb2.RetryInfo()
+        if detail.Unpack(info):
+            advice.append(info)
+    return tuple(advice)
 
 
 class ApiKeyConfigError(ValueError):

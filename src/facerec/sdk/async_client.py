@@ -15,7 +15,13 @@ import grpc
 import grpc.aio
 
 from facerec.sdk import convert, messages
-from facerec.sdk.channel import DEFAULT_ADDRESS, DEFAULT_TIMEOUT_S, auth_metadata, channel_options
+from facerec.sdk.channel import (
+    DEFAULT_ADDRESS,
+    DEFAULT_TIMEOUT_S,
+    auth_metadata,
+    call_retrying_overload_async,
+    channel_options,
+)
 from facerec.sdk.errors import error_from_rpc
 from facerec.sdk.images import image_bytes
 from facerec.sdk.types import (
@@ -117,10 +123,13 @@ class AsyncClient:
         await self._channel.close()
 
     async def _call(self, method: Callable[..., Awaitable[R]], request: Any, timeout: float | None) -> R:
-        try:
-            return await method(request, timeout=self._timeout if timeout is None else timeout, metadata=self._metadata)
-        except grpc.aio.AioRpcError as e:
-            raise error_from_rpc(e) from e
+        async def attempt(timeout_s: float | None) -> R:
+            try:
+                return await method(request, timeout=timeout_s, metadata=self._metadata)
+            except grpc.aio.AioRpcError as e:
+                raise error_from_rpc(e) from e
+
+        return await call_retrying_overload_async(attempt, self._timeout if timeout is None else timeout)
 
     # ------------------------------------------------------------------------------------------ collections
 

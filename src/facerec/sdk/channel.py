@@ -1,12 +1,30 @@
-"""Channel settings shared by the sync and async clients: message limits, retries, credentials metadata."""
+"""Channel settings shared by the sync and async clients: message limits, retries, credentials metadata.
+
+Two kinds of retry, both per ``facerec.retry.RETRY_POLICY`` (at most 5 attempts in all):
+
+- UNAVAILABLE, by the channel itself (its service config).
+- RESOURCE_EXHAUSTED, by the clients' call wrapper (:func:`call_retrying_overload`), and only when the service
+  says after how long (an overload refusal's ``google.rpc.RetryInfo``): input over a size limit has the same code
+  but says nothing, and is never retried. The channel's own retry cannot tell the two apart: with
+  RESOURCE_EXHAUSTED in its retryable codes it retries a refusal without pushback too (the
+  ``grpc-retry-pushback-ms`` trailer only changes the delay, or forbids the retry when negative), which
+  ``tests/fault/test_overload.py`` checks on a real server.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from typing import Any
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
-from facerec.retry import RETRY_POLICY
+from facerec.retry import RECONNECT_OPTIONS, RETRY_POLICY
+from facerec.sdk.errors import FacerecError, ResourceExhausted
 from facerec.v1 import facerec_pb2
+
+R = TypeVar("R")
 
 SERVICE_NAME = facerec_pb2.DESCRIPTOR.services_by_name["FaceRecognition"].full_name
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
@@ -41,6 +59,7 @@ def channel_options(extra: dict[str, Any] | None = None) -> list[tuple[str, Any]
         # retried; photos are often larger, so the buffer holds a whole request.
         "grpc.per_rpc_retry_buffer_size": MAX_MESSAGE_BYTES,
         "grpc.service_config": json.dumps(service_config()),
+        **dict(RECONNECT_OPTIONS),  # after the gateway restarts, reconnect within a second
     }
     options.update(extra or {})
     return list(options.items())
@@ -49,3 +68,54 @@ def channel_options(extra: dict[str, Any] | None = None) -> list[tuple[str, Any]
 def auth_metadata(api_key: str | None) -> tuple[tuple[str, str], ...]:
     """The metadata that authenticates a call (none without a key)."""
     return (("authorization", f"Bearer {api_key}"),) if api_key else ()
+
+
+def overload_retry_wait(error: FacerecError, attempts: int, deadline: float | None) -> float | None:
+    """Seconds to wait before retrying a call that failed with ``error`` after ``attempts`` attempts; ``None``
+    to give up: not an overload refusal with an advised delay, attempts used up, or no time left before
+    ``deadline`` (``time.monotonic()``) after the wait."""
+    if not isinstance(error, ResourceExhausted) or attempts >= RETRY_POLICY.max_attempts:
+        return None
+    advised = error.retry_after_s
+    if advised is None:
+        return None
+    # At least the advised delay, spread a little so that clients refused together do not all return together.
+    wait = advised * random.uniform(1.0, 1.5)
+    if deadline is not None and time.monotonic() + wait >= deadline:
+        return None
+    return wait
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def call_retrying_overload(attempt: Callable[[float | None], R], timeout_s: float | None) -> R:
+    """``attempt(timeout)``, again after the advised delay while it fails with an overload refusal (see
+    :func:`overload_retry_wait`); every attempt gets what is left of ``timeout_s`` (``None``: no deadline)."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            return attempt(_remaining(deadline))
+        except ResourceExhausted as error:
+            wait = overload_retry_wait(error, attempts, deadline)
+            if wait is None:
+                raise
+        time.sleep(wait)
+
+
+async def call_retrying_overload_async(attempt: Callable[[float | None], Awaitable[R]], timeout_s: float | None) -> R:
+    """:func:`call_retrying_overload` for coroutines."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            return await attempt(_remaining(deadline))
+        except ResourceExhausted as error:
+            wait = overload_retry_wait(error, attempts, deadline)
+            if wait is None:
+                raise
+        await asyncio.sleep(wait)

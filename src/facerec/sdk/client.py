@@ -9,7 +9,13 @@ from typing import Any, Self, TypeVar
 import grpc
 
 from facerec.sdk import convert, messages
-from facerec.sdk.channel import DEFAULT_ADDRESS, DEFAULT_TIMEOUT_S, auth_metadata, channel_options
+from facerec.sdk.channel import (
+    DEFAULT_ADDRESS,
+    DEFAULT_TIMEOUT_S,
+    auth_metadata,
+    call_retrying_overload,
+    channel_options,
+)
 from facerec.sdk.errors import error_from_rpc
 from facerec.sdk.images import image_bytes
 from facerec.sdk.types import (
@@ -72,10 +78,13 @@ class Client:
         self._channel.close()
 
     def _call(self, method: Callable[..., R], request: Any, timeout: float | None) -> R:
-        try:
-            return method(request, timeout=self._timeout if timeout is None else timeout, metadata=self._metadata)
-        except grpc.RpcError as e:
-            raise error_from_rpc(e) from e
+        def attempt(timeout_s: float | None) -> R:
+            try:
+                return method(request, timeout=timeout_s, metadata=self._metadata)
+            except grpc.RpcError as e:
+                raise error_from_rpc(e) from e
+
+        return call_retrying_overload(attempt, self._timeout if timeout is None else timeout)
 
     # ------------------------------------------------------------------------------------------ collections
 

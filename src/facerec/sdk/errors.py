@@ -83,9 +83,22 @@ class FailedPrecondition(FacerecError):
 
 
 class ResourceExhausted(FacerecError):
-    """Input over a size limit, or a service queue that is full."""
+    """Input over a size limit, or a service that is overloaded.
+
+    The two are told apart by ``retry_after_s``: an overloaded service says after how long the call may be
+    retried (a ``google.rpc.RetryInfo`` detail), and the client retries it after that delay; input over a
+    limit says nothing (``None``) and is never retried.
+    """
 
     default_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    @property
+    def retry_after_s(self) -> float | None:
+        """The delay the service advises before a retry, or ``None`` when it advises none (do not retry)."""
+        for detail in self.details:
+            if isinstance(detail, error_details_pb2.RetryInfo):
+                return max(0.0, detail.retry_delay.ToTimedelta().total_seconds())
+        return None
 
 
 class Unavailable(FacerecError):
