@@ -78,3 +78,11 @@ RETRY_POLICY = RetryPolicy()
 # (a gateway that finds the embedder down answers UNAVAILABLE, which the SDK retries in turn), so the inner
 # hop's waits, 0.75 s at most, must stay small beside the outer hop's 1.5 s and the caller's deadline.
 SERVICE_RETRY_POLICY = RETRY_POLICY.scaled(0.5)
+
+# Reconnecting after a peer restarts, for every channel (the SDK's and the services'): gRPC's default reconnect
+# backoff grows to 120 s, so after a long outage every call would keep failing long after the peer is back.
+# (The misnamed grpc.min_reconnect_backoff_ms is the connect timeout, not a backoff: left at its default.)
+RECONNECT_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+)

@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from facerec.embedder.v1 import embedder_pb2, embedder_pb2_grpc
-from facerec.runtime.channels import open_channel
+from facerec.runtime.channels import open_channel, service_channel_options
 
 
 class Flaky(embedder_pb2_grpc.EmbedderServicer):
@@ -88,3 +88,15 @@ async def test_a_channel_without_retries_tries_once(flaky: tuple[Flaky, str]) ->
     with pytest.raises(grpc.aio.AioRpcError):
         await _get_model(address, retry=False)
     assert servicer.attempts == 1
+
+
+def test_the_sdk_and_the_services_reconnect_with_the_one_policy_capped_at_a_second() -> None:
+    from facerec.retry import RECONNECT_OPTIONS
+    from facerec.sdk.channel import channel_options
+
+    sdk = dict(channel_options())
+    reconnect = dict(RECONNECT_OPTIONS)
+    assert reconnect["grpc.max_reconnect_backoff_ms"] <= 1000
+    assert {name: sdk[name] for name in reconnect} == reconnect
+    services = dict(service_channel_options(max_message_bytes=1024))
+    assert {name: services[name] for name in reconnect} == reconnect

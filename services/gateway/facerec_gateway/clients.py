@@ -10,9 +10,10 @@ naming the dependency, DEADLINE_EXCEEDED -> :class:`DependencyDeadline`, and the
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import grpc
 import numpy as np
@@ -37,10 +38,12 @@ from facerec_gateway.domain import (
     SettingsUpdate,
     StoredCollection,
 )
-from facerec_gateway.errors import DependencyDeadline, DependencyUnavailable
+from facerec_gateway.errors import DependencyDeadline, DependencyUnavailable, retry_advice
 from facerec_gateway.face_messages import face_from_message, image_size_from_message
 
 R = TypeVar("R")
+A = TypeVar("A")
+B = TypeVar("B")
 
 _PASSED_THROUGH: dict[grpc.StatusCode, type[errors.FacerecError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidArgument,
@@ -63,8 +66,36 @@ async def _call(dependency: str, call: Callable[[], Awaitable[R]]) -> R:
             raise DependencyDeadline(f"deadline exceeded waiting for the {dependency}") from error
         category = _PASSED_THROUGH.get(code)
         if category is not None:
-            raise category(message) from error
+            raise category(message, retry_advice(error)) from error
         raise DependencyUnavailable(f"{dependency} failed ({code.name}): {message}") from error
+
+
+async def concurrently(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
+    """Both results of two calls made at once; when one fails, the other is cancelled and the failure raised as is.
+
+    Unlike ``asyncio.gather``, a call to one dependency does not go on for nobody after the other failed (with
+    the registry down, every retried Identify would otherwise leave an embedding running and fill the
+    embedder's places); unlike a ``TaskGroup``, the error is not wrapped in an ``ExceptionGroup``.
+    """
+    tasks = (asyncio.ensure_future(first), asyncio.ensure_future(second))
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in tasks:
+            error = task.exception() if task.done() else None
+            if error is not None:
+                raise error
+        return tasks[0].result(), tasks[1].result()
+    finally:
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+                task.add_done_callback(_drop_result)
+
+
+def _drop_result(task: asyncio.Future[Any]) -> None:
+    """Retrieve a cancelled call's outcome, so that asyncio does not log it as never retrieved."""
+    if not task.cancelled():
+        task.exception()
 
 
 async def _serving(channel: grpc.aio.Channel, timeout_s: float) -> bool:

@@ -2,7 +2,8 @@
 
 - Retries come from the channel's service config, per ``facerec.retry.SERVICE_RETRY_POLICY``: only UNAVAILABLE,
   at most 5 attempts, with backoff. Pass ``retry=False`` for a channel whose calls are not idempotent.
-- The request id of the call being served is forwarded as ``x-request-id`` on every outgoing call.
+- The request id of the call being served is forwarded as ``x-request-id`` on every outgoing call, and its trace
+  context as W3C ``traceparent`` when the call is traced (``facerec.runtime.tracing``).
 - Deadlines: :func:`deadline_from` turns the remaining time of the incoming call into the outgoing timeout.
 """
 
@@ -14,8 +15,9 @@ from typing import Any
 
 import grpc
 
-from facerec.retry import SERVICE_RETRY_POLICY
+from facerec.retry import RECONNECT_OPTIONS, SERVICE_RETRY_POLICY
 from facerec.runtime.context import REQUEST_ID_HEADER, request_id
+from facerec.runtime.tracing import trace_headers
 
 # Every call of a service-to-service channel opened with retries is idempotent (see ``open_channel``).
 RETRY_SERVICE_CONFIG = SERVICE_RETRY_POLICY.service_config()
@@ -26,6 +28,7 @@ def _with_request_id(metadata: Any) -> list[tuple[str, str | bytes]]:
     rid = request_id.get()
     if rid:
         entries.append((REQUEST_ID_HEADER, rid))
+    entries.extend(trace_headers())
     return entries
 
 
@@ -62,6 +65,12 @@ class _RequestIdInterceptor(
 
 def open_channel(address: str, *, max_message_bytes: int, retry: bool = True) -> grpc.aio.Channel:
     """An aio channel to another facerec service (plaintext; TLS terminates at the mesh or ingress)."""
+    options = service_channel_options(max_message_bytes=max_message_bytes, retry=retry)
+    return grpc.aio.insecure_channel(address, options=options, interceptors=[_RequestIdInterceptor()])
+
+
+def service_channel_options(*, max_message_bytes: int, retry: bool = True) -> list[tuple[str, Any]]:
+    """The options of a channel between services: message limits, retries, keepalive, reconnecting."""
     options: list[tuple[str, Any]] = [
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
@@ -69,10 +78,11 @@ def open_channel(address: str, *, max_message_bytes: int, retry: bool = True) ->
         # gRPC only retries calls whose request fits its retry buffer (256 KiB by default): photos are larger.
         ("grpc.per_rpc_retry_buffer_size", max_message_bytes),
         ("grpc.keepalive_time_ms", 30_000),
+        *RECONNECT_OPTIONS,  # after a dependency restarts, reconnect within a second
     ]
     if retry:
         options.append(("grpc.service_config", json.dumps(RETRY_SERVICE_CONFIG)))
-    return grpc.aio.insecure_channel(address, options=options, interceptors=[_RequestIdInterceptor()])
+    return options
 
 
 def deadline_from(

@@ -172,6 +172,11 @@ class TritonServer:
         """Whether the server process is alive."""
         return self._process is not None and self._process.poll() is None
 
+    @property
+    def returncode(self) -> int | None:
+        """The server's exit status once it has exited (negative: killed by that signal); None while it runs."""
+        return None if self._process is None else self._process.poll()
+
     def log_tail(self, chars: int = _LOG_TAIL_CHARS) -> str:
         """The end of the server's log (stdout and stderr)."""
         if self._log_path is None or not self._log_path.exists():
