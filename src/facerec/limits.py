@@ -19,6 +19,15 @@ The rules:
   and still accepts all of those).
 - **Person id**: 1-128 characters, all printable (no control, format or line-separator characters; the ASCII
   space is allowed) (:func:`check_person_id`).
+- **Display name** of a person: 0-256 printable characters; empty clears it (:func:`check_display_name`).
+- **Metadata** of a person: at most 64 entries; each key 1-64 characters of ``[A-Za-z0-9_.-]``, each value at
+  most 1 KiB (1024 bytes of UTF-8); an empty value deletes its key in an update (:func:`check_metadata`).
+- **Photo name** (the caller's label of a photo, stored with its face): 0-256 printable characters
+  (:func:`check_photo_name`).
+- **Frame id** of an identification (echoed in its response): 0-128 printable characters (:func:`check_frame_id`).
+- **Page token**: at most 8192 characters (the registry's own tokens are far shorter) (:func:`check_page_token`).
+- **Photo bytes per enrollment**: at most 32 MiB in all, over every photo of one request
+  (:func:`check_enrollment_bytes`); each photo is also bounded by the embedder's own byte and pixel limits.
 - **Top-k**: 1-100 results per query; 0 means 5 where a default applies (:func:`top_k_or_default`,
   :func:`check_top_k`).
 - **Page size**: 1-1000; 0 means 100 (:func:`page_size_or_default`).
@@ -31,13 +40,16 @@ The rules:
   (:func:`check_min_margin`).
 - **Target FMR** (false match rate) of a calibration: in (0, 0.5]; 0 means 0.001 (:func:`target_fmr_or_default`).
 - **Retries** (which codes, how many attempts, backoff): ``facerec.retry``.
+- **Echo of caller input** in messages: at most 64 characters of it, then how long it was
+  (:func:`quoted`: ``'xxxx'…(10000 characters)``), so no message grows with what a caller sends; the status
+  layer caps every message and its details once more (``facerec.runtime.errors``).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -56,6 +68,16 @@ REGISTRY_COLLECTION_NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_-]{{0,{MAX_REGIST
 
 MAX_PERSON_ID_LENGTH = 128
 
+# --- people and photos ------------------------------------------------------------------------------------
+
+MAX_DISPLAY_NAME_LENGTH = 256
+MAX_METADATA_ENTRIES = 64
+MAX_METADATA_KEY_LENGTH = 64
+METADATA_KEY = re.compile(rf"[A-Za-z0-9_.-]{{1,{MAX_METADATA_KEY_LENGTH}}}")
+MAX_METADATA_VALUE_BYTES = 1024
+MAX_PHOTO_NAME_LENGTH = 256
+MAX_FRAME_ID_LENGTH = 128
+
 # --- requests ---------------------------------------------------------------------------------------------
 
 DEFAULT_TOP_K = 5
@@ -64,6 +86,15 @@ DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 MAX_QUERIES_PER_SEARCH = 256
 MAX_PHOTOS_PER_ENROLLMENT = 64
+# Equal to the services' default gRPC message limit, so that a gateway allowed larger messages still bounds what
+# one enrollment makes the embedder decode at once.
+MAX_ENROLLMENT_PHOTO_BYTES = 32 * 1024 * 1024
+# Tokens the registry issues hold one person id (and a face id) in base64 JSON: a few hundred characters.
+MAX_PAGE_TOKEN_LENGTH = 8192
+
+# --- messages ---------------------------------------------------------------------------------------------
+
+ECHO_PREFIX_LENGTH = 64
 
 # --- decisions --------------------------------------------------------------------------------------------
 
@@ -73,6 +104,14 @@ MAX_TARGET_FPIR = 0.5
 MAX_MIN_MARGIN = 1.0
 MAX_TARGET_FMR = 0.5
 DEFAULT_TARGET_FMR = 0.001
+
+
+def quoted(value: str, prefix: int = ECHO_PREFIX_LENGTH) -> str:
+    """``value`` quoted for a message: whole when it has at most ``prefix`` characters, else its first ``prefix``
+    and its length (``'aaaa'…(10000 characters)``), so a message never grows with the caller's input."""
+    if len(value) <= prefix:
+        return repr(value)
+    return f"{value[:prefix]!r}…({len(value)} characters)"
 
 
 def problem(check: Callable[[T], object], value: T) -> str | None:
@@ -91,7 +130,7 @@ def check_collection_name(name: str) -> str:
     """The public collection name when it is 1-48 characters of ``[A-Za-z0-9_-]`` starting with a letter or digit."""
     if not COLLECTION_NAME.fullmatch(name):
         raise ValueError(
-            f"invalid collection name {name!r}: 1-{MAX_COLLECTION_NAME_LENGTH} characters of letters, digits, "
+            f"invalid collection name {quoted(name)}: 1-{MAX_COLLECTION_NAME_LENGTH} characters of letters, digits, "
             "'_' and '-', starting with a letter or digit"
         )
     return name
@@ -102,7 +141,7 @@ def check_tenant_id(tenant_id: str) -> str:
     # The pattern admits no '_', hence no separator; the second test says so for whoever widens the pattern.
     if not TENANT_ID.fullmatch(tenant_id) or TENANT_SEPARATOR in tenant_id:
         raise ValueError(
-            f"invalid tenant id {tenant_id!r}: 1-{MAX_TENANT_ID_LENGTH} characters of lower-case letters, digits "
+            f"invalid tenant id {quoted(tenant_id)}: 1-{MAX_TENANT_ID_LENGTH} characters of lower-case letters, digits "
             f"and '-', starting with a letter or digit, without {TENANT_SEPARATOR!r}"
         )
     return tenant_id
@@ -128,8 +167,8 @@ def check_registry_collection_name(name: str) -> str:
     digit: long enough for every ``<tenant>__<collection>``."""
     if not REGISTRY_COLLECTION_NAME.fullmatch(name):
         raise ValueError(
-            f"collection name {name!r} must be 1-{MAX_REGISTRY_COLLECTION_NAME_LENGTH} characters of [A-Za-z0-9_-], "
-            "starting with a letter or digit"
+            f"collection name {quoted(name)} must be 1-{MAX_REGISTRY_COLLECTION_NAME_LENGTH} characters of "
+            "[A-Za-z0-9_-], starting with a letter or digit"
         )
     return name
 
@@ -143,6 +182,62 @@ def check_person_id(person_id: str) -> str:
     if not person_id.isprintable():
         raise ValueError("person_id must not contain control characters")
     return person_id
+
+
+# --- people and photos ------------------------------------------------------------------------------------
+
+
+def _check_printable(value: str, field: str, max_length: int) -> str:
+    if len(value) > max_length:
+        raise ValueError(f"{field} is {len(value)} characters long; the maximum is {max_length}")
+    if not value.isprintable():
+        raise ValueError(f"{field} must not contain control characters")
+    return value
+
+
+def check_display_name(name: str) -> str:
+    """A person's display name when it is 0-256 printable characters (empty clears it)."""
+    return _check_printable(name, "display_name", MAX_DISPLAY_NAME_LENGTH)
+
+
+def check_metadata_key(key: str, field: str = "metadata") -> str:
+    """A metadata key when it is 1-64 characters of ``[A-Za-z0-9_.-]``."""
+    if not METADATA_KEY.fullmatch(key):
+        raise ValueError(
+            f"{field} key {quoted(key)} is not 1-{MAX_METADATA_KEY_LENGTH} characters of letters, digits, "
+            "'_', '.' and '-'"
+        )
+    return key
+
+
+def check_metadata_value(key: str, value: str, field: str = "metadata") -> str:
+    """The value of metadata key ``key`` when it is at most 1 KiB (1024 bytes of UTF-8)."""
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > MAX_METADATA_VALUE_BYTES:
+        raise ValueError(
+            f"{field}[{quoted(key)}] is {size} bytes long (UTF-8); the maximum is {MAX_METADATA_VALUE_BYTES}"
+        )
+    return value
+
+
+def check_metadata(metadata: Mapping[str, str], field: str = "metadata") -> dict[str, str]:
+    """Metadata of a person when it has at most 64 entries, each key and value within its limits."""
+    if len(metadata) > MAX_METADATA_ENTRIES:
+        raise ValueError(f"{field} has {len(metadata)} entries; the maximum is {MAX_METADATA_ENTRIES}")
+    for key, value in metadata.items():
+        check_metadata_key(key, field)
+        check_metadata_value(key, value, field)
+    return dict(metadata)
+
+
+def check_photo_name(name: str, field: str = "photo name") -> str:
+    """A photo's name (the caller's label, e.g. its file name) when it is 0-256 printable characters."""
+    return _check_printable(name, field, MAX_PHOTO_NAME_LENGTH)
+
+
+def check_frame_id(frame_id: str) -> str:
+    """A frame id when it is 0-128 printable characters."""
+    return _check_printable(frame_id, "frame_id", MAX_FRAME_ID_LENGTH)
 
 
 # --- requests ---------------------------------------------------------------------------------------------
@@ -173,6 +268,13 @@ def page_size_or_default(page_size: int) -> int:
     return page_size
 
 
+def check_page_token(token: str) -> str:
+    """A page token when it has at most 8192 characters (what it holds is for its issuer to check)."""
+    if len(token) > MAX_PAGE_TOKEN_LENGTH:
+        raise ValueError(f"page_token is {len(token)} characters long; the maximum is {MAX_PAGE_TOKEN_LENGTH}")
+    return token
+
+
 def check_query_count(count: int) -> int:
     """The number of query descriptors in one search when it is 1-256."""
     if not 1 <= count <= MAX_QUERIES_PER_SEARCH:
@@ -187,6 +289,16 @@ def check_photo_count(count: int) -> int:
     if count > MAX_PHOTOS_PER_ENROLLMENT:
         raise ValueError(f"{count} photos in one enrollment; the maximum is {MAX_PHOTOS_PER_ENROLLMENT}")
     return count
+
+
+def check_enrollment_bytes(total: int) -> int:
+    """The photo bytes of one enrollment, all photos together, when they are at most 32 MiB."""
+    if total > MAX_ENROLLMENT_PHOTO_BYTES:
+        raise ValueError(
+            f"the photos of one enrollment have {total:,} bytes in all; the maximum is "
+            f"{MAX_ENROLLMENT_PHOTO_BYTES:,} ({MAX_ENROLLMENT_PHOTO_BYTES // (1024 * 1024)} MiB)"
+        )
+    return total
 
 
 # --- decisions --------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from facerec.runtime.deadlines import Deadline
 from facerec_gateway.auth import Tenant
 from facerec_gateway.decisions import DEFAULT_TARGET_FPIR, Decision, ThresholdSource
 from facerec_gateway.domain import Vector
+from facerec_gateway.enrollment import EnrollRequest, Photo
 from facerec_gateway.errors import CollectionNotAllowed, InvalidRequest
 from facerec_gateway.identification import MIN_PEOPLE_SEARCHED, IdentifyRequest
 from facerec_gateway.recognition import FaceRecognition
@@ -175,6 +176,26 @@ async def test_first_identification_in_the_default_collection_is_get_create_sear
     assert registry.calls == ["GetCollection(settings)", "CreateCollection", "Search"]
     assert result.faces[0].decision is Decision.UNKNOWN  # nobody is enrolled there yet
     assert result.applied.source is ThresholdSource.TARGET_FPIR and result.applied.gallery_size == 0
+
+
+async def test_the_gallery_size_follows_this_gateways_own_enrollments_and_erasures_at_once(
+    service: FaceRecognition, embedder: FakeEmbedder, registry: FakeRegistry
+) -> None:
+    registry.add_collection("acme__fpir", target_fpir=DEFAULT_TARGET_FPIR)
+    registry.add_face("acme__fpir", "ann", ANN)
+    probe = embedder.shows(b"probe", face(near(ANN, 0.1)))
+    before = await service.identifier.identify(TENANT, IdentifyRequest("fpir", probe), deadline())
+
+    photo = embedder.shows(b"bob", face(BOB))
+    await service.enroller.enroll(TENANT, EnrollRequest("fpir", "bob", (Photo(photo),)), deadline())
+    after_enrollment = await service.identifier.identify(TENANT, IdentifyRequest("fpir", probe), deadline())
+    await service.people.delete(TENANT, "fpir", "bob", deadline())
+    after_erasure = await service.identifier.identify(TENANT, IdentifyRequest("fpir", probe), deadline())
+
+    # Within the cache's lifetime (the fake clock never moves), yet each answer counts the people enrolled now.
+    sizes = [r.applied.gallery_size for r in (before, after_enrollment, after_erasure)]
+    assert sizes == [1, 2, 1]
+    assert "2 enrolled people" in after_enrollment.applied.reason
 
 
 async def test_a_photo_without_a_face_is_not_searched(

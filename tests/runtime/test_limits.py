@@ -1,4 +1,5 @@
-"""The shared limits (``facerec.limits``) and the one retry policy (``facerec.retry``)."""
+"""The shared limits (``facerec.limits``), the status layer's caps on messages (``facerec.runtime.errors``) and the
+one retry policy (``facerec.retry``)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import sys
 from collections.abc import Callable
 
 import pytest
+from google.rpc import error_details_pb2, status_pb2
 
 from facerec import limits
 from facerec.retry import RETRY_POLICY, SERVICE_RETRY_POLICY, RetryPolicy
 from facerec.runtime.channels import RETRY_SERVICE_CONFIG
+from facerec.runtime.errors import MAX_STATUS_DETAILS_BYTES, MAX_STATUS_MESSAGE_BYTES, bounded_status, status_message
 from facerec.sdk.channel import service_config
 
 # --- names -----------------------------------------------------------------------------------------------
@@ -101,6 +104,138 @@ def test_printable_person_ids_of_1_to_128_characters_pass(person_id: str) -> Non
 def test_other_person_ids_are_refused_saying_why(person_id: str, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         limits.check_person_id(person_id)
+
+
+# --- people and photos ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["", "Ann", "José García", "名前", "x" * 256])
+def test_display_names_of_up_to_256_printable_characters_pass(name: str) -> None:
+    assert limits.check_display_name(name) == name
+
+
+@pytest.mark.parametrize(
+    ("name", "message"), [("x" * 257, "display_name is 257 characters long; the maximum is 256"), ("a\nb", "control")]
+)
+def test_other_display_names_are_refused_naming_the_field_and_the_limit(name: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        limits.check_display_name(name)
+
+
+def test_metadata_of_64_entries_with_keys_up_to_64_characters_and_values_up_to_1_kib_passes() -> None:
+    metadata = {f"k{i}": "v" * 1024 for i in range(63)} | {"A-z_0.9" + "k" * 57: "é" * 512}
+
+    assert len(metadata) == 64
+    assert limits.check_metadata(metadata) == metadata
+    assert limits.check_metadata({"team": ""}) == {"team": ""}  # an empty value deletes a key in an update
+
+
+@pytest.mark.parametrize(
+    ("metadata", "message"),
+    [
+        ({f"k{i}": "v" for i in range(65)}, "metadata has 65 entries; the maximum is 64"),
+        ({"": "v"}, "metadata key '' is not 1-64 characters of letters, digits, '_', '.' and '-'"),
+        ({"has space": "v"}, "metadata key 'has space' is not 1-64"),
+        ({"k" * 65: "v"}, "is not 1-64 characters"),
+        ({"naïve": "v"}, "is not 1-64 characters"),
+        ({"team": "v" * 1025}, "metadata['team'] is 1025 bytes long (UTF-8); the maximum is 1024"),
+        ({"team": "é" * 513}, "metadata['team'] is 1026 bytes long (UTF-8)"),
+    ],
+    ids=["65 entries", "empty key", "space in key", "65-character key", "non-ASCII key", "1025 bytes", "UTF-8"],
+)
+def test_other_metadata_is_refused_naming_the_field_and_the_limit(metadata: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        limits.check_metadata(metadata)
+
+
+def test_photo_names_and_frame_ids_are_bounded_printable_text() -> None:
+    assert limits.check_photo_name("x" * 256) == "x" * 256
+    assert limits.check_frame_id("") == ""
+    with pytest.raises(ValueError, match=re.escape("photos[3].name is 257 characters long; the maximum is 256")):
+        limits.check_photo_name("x" * 257, "photos[3].name")
+    with pytest.raises(ValueError, match=re.escape("frame_id is 129 characters long; the maximum is 128")):
+        limits.check_frame_id("f" * 129)
+    with pytest.raises(ValueError, match="control"):
+        limits.check_frame_id("f\x00")
+
+
+def test_an_enrollment_carries_at_most_32_mib_of_photos_and_a_page_token_8192_characters() -> None:
+    assert limits.check_enrollment_bytes(32 * 1024 * 1024) == 32 * 1024 * 1024
+    with pytest.raises(ValueError, match=r"33,554,433 bytes in all; the maximum is 33,554,432 \(32 MiB\)"):
+        limits.check_enrollment_bytes(32 * 1024 * 1024 + 1)
+    assert limits.check_page_token("t" * 8192) == "t" * 8192
+    with pytest.raises(ValueError, match="page_token is 8193 characters long; the maximum is 8192"):
+        limits.check_page_token("t" * 8193)
+
+
+# --- echo of caller input ---------------------------------------------------------------------------------
+
+
+def test_short_input_is_quoted_whole() -> None:
+    assert limits.quoted("staff") == "'staff'"
+    assert limits.quoted("x" * 64) == repr("x" * 64)
+
+
+def test_long_input_is_quoted_as_a_prefix_with_its_length() -> None:
+    assert limits.quoted("x" * 10_000) == repr("x" * 64) + "…(10000 characters)"
+
+
+def test_a_10000_character_collection_name_gives_a_short_message() -> None:
+    message = limits.problem(limits.check_collection_name, "n" * 10_000)
+
+    assert message is not None
+    assert len(message) < 250
+    assert "…(10000 characters)" in message
+    assert "1-48 characters" in message
+
+
+# --- the status layer's last resort ------------------------------------------------------------------------
+
+
+def test_a_status_message_within_1_kib_travels_whole() -> None:
+    assert status_message("x" * 1024) == "x" * 1024
+
+
+def test_a_longer_status_message_is_cut_saying_how_much_was_left_out() -> None:
+    message = status_message("x" * 10_000)
+
+    assert message.endswith("more characters)")
+    assert _percent_encoded(message) <= MAX_STATUS_MESSAGE_BYTES
+
+
+def test_a_status_message_is_measured_as_grpc_sends_it_percent_encoded() -> None:
+    # Each 'é' is two UTF-8 bytes, each sent as %XX: 6 bytes on the wire.
+    message = status_message("é" * 400)
+
+    assert len(message) < 400
+    assert _percent_encoded(message) <= MAX_STATUS_MESSAGE_BYTES
+
+
+def test_a_status_whose_details_are_too_large_keeps_its_first_violations() -> None:
+    failure = error_details_pb2.PreconditionFailure()
+    for i in range(64):
+        failure.violations.add(type="FACE_TOO_BLURRY", subject=f"photos[{i}]", description="d" * 200)
+    status = status_pb2.Status(code=9, message="m" * 5000)
+    status.details.add().Pack(failure)
+
+    bounded = status_pb2.Status.FromString(bounded_status(status))
+
+    assert len(bounded.SerializeToString()) <= MAX_STATUS_DETAILS_BYTES
+    kept = error_details_pb2.PreconditionFailure()
+    assert bounded.details[0].Unpack(kept)
+    assert 0 < len(kept.violations) < 64
+    assert [v.subject for v in kept.violations] == [f"photos[{i}]" for i in range(len(kept.violations))]
+
+
+def test_a_small_status_is_left_as_it_is() -> None:
+    status = status_pb2.Status(code=9, message="no face")
+    status.details.add().Pack(error_details_pb2.PreconditionFailure())
+
+    assert bounded_status(status) == status.SerializeToString()
+
+
+def _percent_encoded(message: str) -> int:
+    return sum(1 if 0x20 <= b <= 0x7E and b != 0x25 else 3 for b in message.encode())
 
 
 # --- request sizes ----------------------------------------------------------------------------------------

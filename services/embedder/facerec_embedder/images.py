@@ -31,8 +31,9 @@ RGBImage = npt.NDArray[np.uint8]
 ACCEPTED_FORMATS = PILLOW_FORMATS
 
 # Errors Pillow's decoders raise on broken data: truncated files (OSError), bad headers or chunks
-# (SyntaxError, ValueError), early end of data (EOFError).
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError)
+# (SyntaxError, ValueError), early end of data (EOFError); the AVIF and HEIF plugins raise RuntimeError from libavif
+# and libheif (found by tests/embedder_domain/test_decoding_properties.py: "Missing or empty image item").
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, RuntimeError)
 
 # Single-channel modes wider than 8 bits: 16-bit greyscale (PNG, TIFF) and Pillow's 32-bit integer mode, in which
 # 16-bit PGM files open (their maxval already scaled to 0-65535).

@@ -13,10 +13,12 @@ FPIR) is read with its counts instead, so identification knows the gallery's siz
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from facerec import limits
 from facerec.runtime import errors
 from facerec.runtime.deadlines import Deadline
 from facerec_gateway import validation
@@ -76,6 +78,16 @@ class CollectionCache:
         """Drop what is known of the collection under registry name ``name``."""
         self._entries.pop(name, None)
 
+    def size_changed(self, name: str) -> None:
+        """Faces were written or erased through this gateway: the size known of the collection is out of date.
+
+        Its settings stay fresh; the next read that needs the size (an identification with a target FPIR) asks
+        the registry again, so the threshold and its reason follow this gateway's own writes at once.
+        """
+        entry = self._entries.get(name)
+        if entry is not None and entry.collection.size is not None:
+            self._entries[name] = _Entry(dataclasses.replace(entry.collection, size=None), entry.fresh_until)
+
 
 class Collections:
     """The tenant's collections over the registry, with the embedder's model as the model of new ones."""
@@ -132,7 +144,7 @@ class Collections:
         model = await self.model(deadline)
         if request.model_id and request.model_id != model.model_id:
             raise ModelMismatch(
-                f"model {request.model_id!r} is not served here; the embedder serves {model.model_id!r}"
+                f"model {limits.quoted(request.model_id)} is not served here; the embedder serves {model.model_id!r}"
             )
         created = await self._create(tenant, name, settings, model, deadline)
         return self._public(tenant, created)

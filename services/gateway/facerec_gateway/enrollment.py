@@ -212,8 +212,7 @@ class Enroller:
     ) -> Enrollment:
         """Enroll a person's photos. ``atomic``: any rejected photo refuses the whole request (nothing written);
         otherwise the acceptable photos are enrolled and the others reported."""
-        person_id = validation.person_id(request.person_id)
-        validation.photo_count(len(request.photos))
+        person_id = _checked_person(request)
         collection = await self.collections.resolve(tenant, request.collection, deadline, create_default=True)
         outcomes = await asyncio.gather(
             *(
@@ -228,6 +227,7 @@ class Enroller:
         records = list({o.record.face_id: o.record for o in outcomes if o.record is not None}.values())
         if records:
             await self.registry.upsert_faces(collection.name, records, deadline)
+            self.collections.cache.size_changed(collection.name)
         person = await self._person_after(collection, request, deadline, enrolled=bool(records))
         return Enrollment(person=person, photos=tuple(o.result for o in outcomes), faces_enrolled=len(records))
 
@@ -277,6 +277,17 @@ class Enroller:
         else:
             found = await self.registry.get_person(collection.name, request.person_id, deadline)
         return dataclasses.replace(found, collection=public_name)
+
+
+def _checked_person(request: EnrollRequest) -> str:
+    """The request's person id once every field of the request is within ``facerec.limits`` (before any work)."""
+    person_id = validation.person_id(request.person_id)
+    validation.photo_count(len(request.photos))
+    validation.enrollment_bytes([photo.image for photo in request.photos])
+    validation.photo_names([photo.name for photo in request.photos])
+    validation.display_name(request.display_name)
+    validation.metadata(request.metadata)
+    return person_id
 
 
 def _rejected(result: PhotoResult, reason: RejectionReason, message: str) -> PhotoResult:

@@ -29,20 +29,28 @@ class People:
         self, tenant: Tenant, collection: str, page_size: int, page_token: str, deadline: Deadline
     ) -> PeoplePage:
         """One page of the collection's people, ordered by id (the default collection is created if need be)."""
+        size, token = validation.page_size(page_size), validation.page_token(page_token)
         stored = await self.collections.resolve(tenant, collection, deadline, create_default=True)
-        page = await self.registry.list_people(stored.name, validation.page_size(page_size), page_token, deadline)
+        page = await self.registry.list_people(stored.name, size, token, deadline)
         return PeoplePage(tuple(self._named(p, collection) for p in page.people), page.next_page_token)
 
     async def update(self, tenant: Tenant, collection: str, update: PersonUpdate, deadline: Deadline) -> Person:
-        """The person after changing their display name and metadata."""
+        """The person after changing their display name and metadata (an empty value deletes its key)."""
+        checked = dataclasses.replace(
+            update,
+            person_id=validation.person_id(update.person_id),
+            display_name=validation.display_name(update.display_name),
+            metadata=validation.metadata(update.metadata),
+        )
         stored = await self.collections.resolve(tenant, collection, deadline, create_default=False)
-        checked = dataclasses.replace(update, person_id=validation.person_id(update.person_id))
         return self._named(await self.registry.update_person(stored.name, checked, deadline), collection)
 
     async def delete(self, tenant: Tenant, collection: str, person_id: str, deadline: Deadline) -> int:
         """Erase every face of the person; how many were erased."""
         stored = await self.collections.resolve(tenant, collection, deadline, create_default=False)
-        return await self.registry.delete_person(stored.name, validation.person_id(person_id), deadline)
+        deleted = await self.registry.delete_person(stored.name, validation.person_id(person_id), deadline)
+        self.collections.cache.size_changed(stored.name)
+        return deleted
 
     def _named(self, person: Person, collection: str) -> Person:
         return dataclasses.replace(person, collection=self.collections.named(collection))

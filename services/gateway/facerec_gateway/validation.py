@@ -6,16 +6,17 @@ failure becomes the gateway's :class:`InvalidRequest` (INVALID_ARGUMENT) with th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 from facerec import limits
 from facerec_gateway.errors import InvalidRequest
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
-def _checked(check: Callable[[T], T], value: T) -> T:
+def _checked(check: Callable[[T], R], value: T) -> R:
     try:
         return check(value)
     except ValueError as error:
@@ -39,6 +40,40 @@ def person_id(value: str) -> str:
 def photo_count(count: int) -> int:
     """The number of photos of one enrollment (1-64)."""
     return _checked(limits.check_photo_count, count)
+
+
+def display_name(value: str | None) -> str | None:
+    """A display name when given: 0-256 printable characters."""
+    return None if value is None else _checked(limits.check_display_name, value)
+
+
+def metadata(values: Mapping[str, str]) -> dict[str, str]:
+    """A person's metadata: at most 64 entries, keys of ``[A-Za-z0-9_.-]`` (1-64), values of at most 1 KiB."""
+    return _checked(limits.check_metadata, values)
+
+
+def photo_names(names: Sequence[str]) -> None:
+    """The names of an enrollment's photos: each 0-256 printable characters."""
+    for index, name in enumerate(names):
+        try:
+            limits.check_photo_name(name, f"photos[{index}].name")
+        except ValueError as error:
+            raise InvalidRequest(str(error)) from None
+
+
+def enrollment_bytes(photos: Sequence[bytes]) -> int:
+    """The photo bytes of one enrollment, all photos together (at most 32 MiB)."""
+    return _checked(limits.check_enrollment_bytes, sum(len(photo) for photo in photos))
+
+
+def frame_id(value: str) -> str:
+    """A frame id: 0-128 printable characters."""
+    return _checked(limits.check_frame_id, value)
+
+
+def page_token(value: str) -> str:
+    """A page token: at most 8192 characters (the registry checks what it holds)."""
+    return _checked(limits.check_page_token, value)
 
 
 def threshold(value: float | None) -> float | None:

@@ -12,9 +12,10 @@ import binascii
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -30,9 +31,13 @@ from facerec_registry.errors import (
 )
 
 Vector = npt.NDArray[np.float32]
+T = TypeVar("T")
 
 # The limits other services check too live in ``facerec.limits``; the ones below are the registry's alone.
 MAX_DIMENSION = 4096
+# Face ids are the gateway's uuid5 strings (36 characters); other internal callers get room for their own.
+MAX_FACE_ID_LENGTH = 128
+MAX_MODEL_ID_LENGTH = 128
 # Control characters (C0, DEL, C1) would make ids unprintable in logs and listings.
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -151,10 +156,21 @@ class PersonUpdate:
     replace_metadata: bool = False
 
     def apply(self, current: PersonAttributes) -> PersonAttributes:
-        """The attributes after this update; an empty metadata value deletes its key."""
+        """The attributes after this update; an empty metadata value deletes its key.
+
+        Raises ``InvalidPerson`` when the update breaks a limit of ``facerec.limits`` (display name, metadata
+        keys and values) or leaves the person more metadata entries than allowed.
+        """
+        _checked(limits.check_metadata, self.metadata)
+        if self.display_name is not None:
+            _checked(limits.check_display_name, self.display_name)
         base = {} if self.replace_metadata else dict(current.metadata)
         base.update(self.metadata)
         metadata = {key: value for key, value in base.items() if value != ""}
+        if len(metadata) > limits.MAX_METADATA_ENTRIES:
+            raise InvalidPerson(
+                f"the person would have {len(metadata)} metadata entries; the maximum is {limits.MAX_METADATA_ENTRIES}"
+            )
         name = current.display_name if self.display_name is None else self.display_name
         return PersonAttributes(person_id=current.person_id, display_name=name, metadata=metadata)
 
@@ -214,6 +230,10 @@ def validate_new_collection(collection: Collection) -> Collection:
     validate_collection_name(collection.name)
     if not collection.model_id.strip():
         raise InvalidCollectionSettings("model_id must not be empty")
+    if len(collection.model_id) > MAX_MODEL_ID_LENGTH:
+        raise InvalidCollectionSettings(
+            f"model_id is {len(collection.model_id)} characters long; the maximum is {MAX_MODEL_ID_LENGTH}"
+        )
     if not 1 <= collection.dimension <= MAX_DIMENSION:
         raise InvalidCollectionSettings(f"dimension must be 1..{MAX_DIMENSION}, got {collection.dimension}")
     validate_decision_settings(collection.default_threshold, collection.target_fpir, collection.min_margin)
@@ -230,12 +250,24 @@ def validate_decision_settings(default_threshold: float, target_fpir: float, min
         raise InvalidCollectionSettings(str(error)) from error
 
 
-def validate_person_id(person_id: str) -> str:
-    """The id when it is a valid person id (``facerec.limits.check_person_id``)."""
+def _checked(check: Callable[[T], T], value: T) -> T:
     try:
-        return limits.check_person_id(person_id)
+        return check(value)
     except ValueError as error:
         raise InvalidPerson(str(error)) from error
+
+
+def validate_person_id(person_id: str) -> str:
+    """The id when it is a valid person id (``facerec.limits.check_person_id``)."""
+    return _checked(limits.check_person_id, person_id)
+
+
+def validate_person_attributes(person: PersonAttributes) -> PersonAttributes:
+    """The attributes when the id, display name and metadata are within ``facerec.limits``."""
+    validate_person_id(person.person_id)
+    _checked(limits.check_display_name, person.display_name)
+    _checked(limits.check_metadata, person.metadata)
+    return person
 
 
 def as_vector(values: Sequence[float] | Vector, dimension: int, what: str) -> Vector:
@@ -252,15 +284,21 @@ def validate_face(face: FaceRecord, collection: Collection) -> FaceRecord:
     """The face with its embedding as a checked float32 vector, when it fits the collection."""
     if not face.face_id:
         raise InvalidFace("face_id must not be empty")
+    if len(face.face_id) > MAX_FACE_ID_LENGTH:
+        raise InvalidFace(f"face_id is {len(face.face_id)} characters long; the maximum is {MAX_FACE_ID_LENGTH}")
     if _CONTROL_CHARACTERS.search(face.face_id):
         raise InvalidFace("face_id must not contain control characters")
     validate_person_id(face.person_id)
+    try:
+        limits.check_metadata(face.metadata, f"metadata of face {limits.quoted(face.face_id)}")
+    except ValueError as error:
+        raise InvalidFace(str(error)) from error
     if face.model_id != collection.model_id:
         raise InvalidFace(
-            f"face {face.face_id!r} comes from model {face.model_id!r}; "
+            f"face {limits.quoted(face.face_id)} comes from model {limits.quoted(face.model_id)}; "
             f"collection {collection.name!r} holds {collection.model_id!r}"
         )
-    embedding = as_vector(face.embedding, collection.dimension, f"embedding of face {face.face_id!r}")
+    embedding = as_vector(face.embedding, collection.dimension, f"embedding of face {limits.quoted(face.face_id)}")
     return FaceRecord(
         face_id=face.face_id,
         person_id=face.person_id,
@@ -276,6 +314,7 @@ def validate_search(query: SearchQuery, collection: Collection) -> SearchQuery:
     try:
         limits.check_top_k(query.top_k)
         limits.check_query_count(len(query.vectors))
+        limits.check_metadata(query.metadata_filter, "metadata_filter")
     except ValueError as error:
         raise InvalidSearch(str(error)) from error
     if query.max_distance is not None and not (math.isfinite(query.max_distance) and query.max_distance >= 0):
@@ -304,6 +343,13 @@ def page_size_or_default(page_size: int) -> int:
         raise InvalidPageRequest(str(error)) from error
 
 
+def _bounded_token(token: str) -> str:
+    try:
+        return limits.check_page_token(token)
+    except ValueError as error:
+        raise InvalidPageRequest(str(error)) from error
+
+
 # Page tokens are opaque to callers: the last person id of the previous page, wrapped so that nobody
 # builds them by hand and we can change their content later.
 def encode_page_token(last_person_id: str) -> str:
@@ -314,7 +360,7 @@ def encode_page_token(last_person_id: str) -> str:
 
 def decode_page_token(token: str) -> str | None:
     """The person id a listing resumes after; ``None`` for the first page."""
-    if not token:
+    if not _bounded_token(token):
         return None
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
@@ -335,7 +381,7 @@ def encode_face_page_token(last_person_id: str, last_face_id: str) -> str:
 
 def decode_face_page_token(token: str) -> tuple[str, str] | None:
     """The (person id, face id) a face listing resumes after; ``None`` for the first page."""
-    if not token:
+    if not _bounded_token(token):
         return None
     try:
         content = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
