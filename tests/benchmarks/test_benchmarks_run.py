@@ -114,3 +114,18 @@ def test_registry_calls_benchmark_reports_get_collection_with_counts_and_one_sto
     # A search reads no collection settings from the store: only searches (more than one when a round of
     # candidates brought too few distinct people).
     assert set(figures["store_calls_per_search"]) == {"search"}  # type: ignore[call-overload]
+
+
+def test_tracing_benchmark_reports_the_cost_of_tracing_off_and_on() -> None:
+    figures = run_benchmark("benchmarks.tracing", "--calls", "20", "--stages", "200")
+    assert float(figures["stage_on_vs_off"]) > 0  # type: ignore[arg-type]
+    assert float(figures["call_on_vs_off"]) > 0  # type: ignore[arg-type]
+    assert int(figures["spans_exported"]) >= 200 + 20  # type: ignore[call-overload]
+
+
+def test_overload_benchmark_reports_goodput_at_2x_and_16x_and_refusal_latency(samples_dir) -> None:
+    figures = run_benchmark("benchmarks.overload", "--seconds", "1", "--photos", "2", "--size", "1155x866")
+    assert float(figures["peak_goodput"]) > 0  # type: ignore[arg-type]
+    assert float(figures["goodput_16x_vs_peak"]) >= 0  # type: ignore[arg-type]
+    assert int(figures["deadline_exceeded_16x"]) >= 0  # type: ignore[call-overload]
+    assert "refusal_p50_ms" in figures and "max_overrun_ms" in figures

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic_settings import BaseSettings
 
+from facerec.runtime.settings import env_name
+
 from .support import COMPOSE, K8S, REPO, interpolate, load_yaml, read_env_file
 
 embedder_settings = pytest.importorskip("facerec_embedder.settings", reason="the embedder is not written yet")
@@ -24,8 +26,7 @@ DEPLOY_DOC = REPO / "docs" / "deploy.md"
 
 def variables(settings: type[BaseSettings]) -> set[str]:
     """The environment variables a settings class reads."""
-    prefix = str(settings.model_config.get("env_prefix", ""))
-    return {f"{prefix}{field}".upper() for field in settings.model_fields}
+    return {env_name(settings, field) for field in settings.model_fields}
 
 
 def kubernetes_environment(service: str) -> dict[str, str]:

@@ -26,6 +26,7 @@ SERVER_ONLY_MODULES = (
     "scipy",
     "yuface",
     "pydantic_settings",
+    "opentelemetry",
 )
 
 # Every module of the SDK and of the client CLI imports with the client's dependencies alone.

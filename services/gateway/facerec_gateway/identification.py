@@ -14,9 +14,10 @@ from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from facerec.runtime.deadlines import Deadline
+from facerec.runtime.stages import StageTimer
 from facerec_gateway import validation
 from facerec_gateway.auth import Tenant
-from facerec_gateway.clients import Embedder, Registry
+from facerec_gateway.clients import Embedder, Registry, concurrently
 from facerec_gateway.collections import Collections
 from facerec_gateway.decisions import (
     AppliedThreshold,
@@ -37,6 +38,8 @@ from facerec_gateway.policy import RecognitionPolicy
 MIN_PEOPLE_SEARCHED = 2
 # Frames of one IdentifyStream identified at once.
 PIPELINE_DEPTH = 8
+
+STAGES = StageTimer("gateway")
 
 
 @dataclass(frozen=True)
@@ -102,8 +105,9 @@ class Identifier:
         override = validation.threshold(request.threshold)
         min_margin = validation.min_margin(request.min_margin)
         image = validation.image(request.image)
+        validation.frame_id(request.frame_id)
         self.collections.authorize(tenant, request.collection)  # before any work is done for the caller
-        collection, photo = await asyncio.gather(
+        collection, photo = await concurrently(
             self.collections.resolve(tenant, request.collection, deadline, create_default=True, with_size=True),
             self.embedder.embed_photo(image, deadline),
         )
@@ -116,12 +120,14 @@ class Identifier:
         if not photo.faces:
             return Identification((), photo.image_size, applied, request.frame_id)
         query = SearchQuery(vectors=[_descriptor(face) for face in photo.faces], top_k=max(top_k, MIN_PEOPLE_SEARCHED))
-        results = await self.registry.search(collection.name, query, deadline)
-        decisions = decide([[Candidate(m.person_id, m.distance) for m in matches] for matches in results], applied)
-        faces = tuple(
-            _identified(face, matches, decision, applied.threshold, top_k, request.include_embeddings)
-            for face, matches, decision in zip(photo.faces, results, decisions, strict=True)
-        )
+        with STAGES.time("search"):
+            results = await self.registry.search(collection.name, query, deadline)
+        with STAGES.time("decide"):
+            decisions = decide([[Candidate(m.person_id, m.distance) for m in matches] for matches in results], applied)
+            faces = tuple(
+                _identified(face, matches, decision, applied.threshold, top_k, request.include_embeddings)
+                for face, matches, decision in zip(photo.faces, results, decisions, strict=True)
+            )
         return Identification(faces, photo.image_size, applied, request.frame_id)
 
     async def identify_stream(

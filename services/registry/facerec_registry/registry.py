@@ -34,6 +34,7 @@ from facerec_registry.domain import (
     validate_decision_settings,
     validate_face,
     validate_new_collection,
+    validate_person_attributes,
     validate_person_id,
     validate_search,
 )
@@ -346,7 +347,7 @@ def _validate_faces(faces: Sequence[FaceRecord], collection: Collection) -> list
 def _validate_people(people: Sequence[PersonAttributes]) -> dict[str, PersonAttributes]:
     given: dict[str, PersonAttributes] = {}
     for person in people:
-        validate_person_id(person.person_id)
+        validate_person_attributes(person)
         if person.person_id in given:
             raise InvalidPerson(f"attributes for person {person.person_id!r} appear twice in one request")
         metadata = {key: value for key, value in person.metadata.items() if value != ""}

@@ -17,6 +17,7 @@ from typing_extensions import override
 
 from facerec.registry.v1 import registry_pb2 as pb
 from facerec.registry.v1 import registry_pb2_grpc as pb_grpc
+from facerec.runtime.stages import StageTimer
 from facerec_registry.domain import (
     Collection,
     CollectionStatus,
@@ -31,6 +32,8 @@ from facerec_registry.domain import (
 from facerec_registry.registry import Registry
 
 Context = grpc.aio.ServicerContext[object, object]
+
+STAGES = StageTimer("registry")
 
 
 class RegistryServicer(pb_grpc.RegistryServicer):
@@ -98,7 +101,8 @@ class RegistryServicer(pb_grpc.RegistryServicer):
             metadata_filter=dict(request.metadata_filter),
             person_id=request.person_id,
         )
-        results = await asyncio.to_thread(self._registry.search, request.collection, query)
+        with STAGES.time("search"):
+            results = await asyncio.to_thread(self._registry.search, request.collection, query)
         return pb.SearchResponse(
             results=[pb.SearchResult(matches=[match_to_proto(m) for m in result]) for result in results]
         )

@@ -1,7 +1,8 @@
-"""Server interceptor: request ids, structured access logs, metrics, and domain errors -> status codes.
+"""Server interceptors: request ids, structured access logs, metrics, domain errors -> status codes, and traces.
 
-It wraps every method handler of the server (unary and streaming alike) so that servicers stay thin: they raise
-:class:`~facerec.runtime.errors.FacerecError` subclasses and the interceptor answers with the mapped status.
+:class:`ServiceInterceptor` wraps every method handler of the server (unary and streaming alike) so that servicers
+stay thin: they raise :class:`~facerec.runtime.errors.FacerecError` subclasses and the interceptor answers with the
+mapped status. With tracing on, :class:`TracingInterceptor` wraps it in a server span (see ``tracing.py``).
 """
 
 from __future__ import annotations
@@ -9,15 +10,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import status_pb2
 
+from facerec.runtime import tracing
 from facerec.runtime.context import REQUEST_ID_HEADER, new_request_id, request_id, valid_request_id
-from facerec.runtime.errors import FacerecError, status_code_for
-from facerec.runtime.metrics import observe_call
+from facerec.runtime.errors import FacerecError, bounded_status, status_code_for, status_message
+from facerec.runtime.metrics import IN_FLIGHT, observe_call
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
 
 log = logging.getLogger("facerec.access")
 
@@ -40,7 +46,7 @@ def rich_status_metadata(error: FacerecError) -> tuple[tuple[str, bytes], ...]:
         packed = any_pb2.Any()
         packed.Pack(detail)
         status.details.append(packed)
-    return ((STATUS_DETAILS_KEY, status.SerializeToString()),)
+    return ((STATUS_DETAILS_KEY, bounded_status(status)),)
 
 
 class _CallScope:
@@ -55,8 +61,12 @@ class _CallScope:
 
     async def __aenter__(self) -> _CallScope:
         self.token = request_id.set(self.request_id)
+        tracing.annotate("facerec.request_id", self.request_id)
         self.started = time.perf_counter()
         await self.context.send_initial_metadata(((REQUEST_ID_HEADER, self.request_id),))
+        # Counted once the call is under way, so that __aexit__ (which uncounts it) always follows.
+        self.in_flight = IN_FLIGHT.labels(self.service, self.method)
+        self.in_flight.inc()
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
@@ -67,7 +77,7 @@ class _CallScope:
             elif isinstance(exc, FacerecError):
                 self.code = status_code_for(exc)
                 self._finish()
-                await self.context.abort(self.code, exc.message, rich_status_metadata(exc))
+                await self.context.abort(self.code, status_message(exc.message), rich_status_metadata(exc))
             elif isinstance(exc, grpc.aio.AbortError):
                 code = self.context.code()
                 self.code = code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
@@ -86,6 +96,7 @@ class _CallScope:
             self._finish()
             return False
         finally:
+            self.in_flight.dec()
             request_id.reset(self.token)
 
     def _finish(self) -> None:
@@ -105,6 +116,21 @@ class _CallScope:
 
 
 Behavior = Callable[..., Any]
+# What runs around one call of a method, given the call's context.
+CallScope = Callable[[grpc.aio.ServicerContext[Any, Any]], AbstractAsyncContextManager[object]]
+
+
+def server_interceptors(service: str, tracing_mode: tracing.TracingMode = "off") -> list[grpc.aio.ServerInterceptor]:
+    """The interceptors of a service's server, outermost first: a span per call when tracing is on, then
+    :class:`ServiceInterceptor`."""
+    if tracing_mode == "off":
+        return [ServiceInterceptor(service)]
+    return [TracingInterceptor(tracing.make_tracer(service)), ServiceInterceptor(service)]
+
+
+def observed_method(method: str) -> bool:
+    """Whether calls of ``method`` are logged, measured and traced (health checks and reflection are not)."""
+    return not (method.startswith("/grpc.health.") or method.startswith("/grpc.reflection."))
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
@@ -119,15 +145,33 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
         method = str(handler_call_details.method)
-        if method.startswith("/grpc.health.") or method.startswith("/grpc.reflection."):
+        if handler is None or not observed_method(method):
             return handler
-        return _wrap(handler, self.service, method)
+        return wrap_handler(handler, lambda context: _CallScope(self.service, method, context))
 
 
-def _wrap(handler: grpc.RpcMethodHandler[Any, Any], service: str, method: str) -> grpc.RpcMethodHandler[Any, Any]:
+class TracingInterceptor(grpc.aio.ServerInterceptor):
+    """Opens a server span around every observed call; outermost, so the access log and the error mapping of
+    :class:`ServiceInterceptor` run inside the span (the log lines carry its trace id)."""
+
+    def __init__(self, tracer: Tracer) -> None:
+        self.tracer = tracer
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        method = str(handler_call_details.method)
+        if handler is None or not observed_method(method):
+            return handler
+        return wrap_handler(handler, lambda context: tracing.ServerSpan(self.tracer, method, context))
+
+
+def wrap_handler(handler: grpc.RpcMethodHandler[Any, Any], scope: CallScope) -> grpc.RpcMethodHandler[Any, Any]:
+    """The same handler with every call run inside ``scope(context)``."""
     # The stubs type handler behaviours as sync callables; on an aio server they are coroutine functions or
     # async generator functions.
     codec = {
@@ -138,7 +182,7 @@ def _wrap(handler: grpc.RpcMethodHandler[Any, Any], service: str, method: str) -
         inner_uu: Behavior = handler.unary_unary
 
         async def unary_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            async with _CallScope(service, method, context):
+            async with scope(context):
                 return await inner_uu(request, context)
 
         return grpc.unary_unary_rpc_method_handler(unary_unary, **codec)
@@ -146,7 +190,7 @@ def _wrap(handler: grpc.RpcMethodHandler[Any, Any], service: str, method: str) -
         inner_su: Behavior = handler.stream_unary
 
         async def stream_unary(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            async with _CallScope(service, method, context):
+            async with scope(context):
                 return await inner_su(requests, context)
 
         return grpc.stream_unary_rpc_method_handler(stream_unary, **codec)
@@ -154,18 +198,18 @@ def _wrap(handler: grpc.RpcMethodHandler[Any, Any], service: str, method: str) -
         inner_us: Behavior = handler.unary_stream
 
         async def unary_stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-            async with _CallScope(service, method, context):
+            async with scope(context):
                 async for response in inner_us(request, context):
                     yield response
 
         return grpc.unary_stream_rpc_method_handler(unary_stream, **codec)
     inner_ss: Behavior | None = handler.stream_stream
-    assert inner_ss is not None, f"{method} has no handler"
+    assert inner_ss is not None, "a method handler has no behaviour"
 
     async def stream_stream(
         requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
-        async with _CallScope(service, method, context):
+        async with scope(context):
             async for response in inner_ss(requests, context):
                 yield response
 

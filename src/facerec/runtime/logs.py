@@ -1,4 +1,5 @@
-"""Structured logging: one JSON object per line, with the request id of the call being served."""
+"""Structured logging: one JSON object per line, with the request id of the call being served (and its trace id
+when the call is traced)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from facerec.runtime.context import request_id
+from facerec.runtime.tracing import current_trace_id
 
 # Attributes every LogRecord has; anything else was passed through `extra=` and is logged as a field.
 _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
 class JsonFormatter(logging.Formatter):
-    """Formats a record as a JSON line: time, level, logger, message, request id and extra fields."""
+    """Formats a record as a JSON line: time, level, logger, message, request id, trace id and extra fields."""
 
     def __init__(self, service: str) -> None:
         super().__init__()
@@ -32,6 +34,9 @@ class JsonFormatter(logging.Formatter):
         rid = request_id.get()
         if rid:
             entry["request_id"] = rid
+        trace_id = current_trace_id()
+        if trace_id:
+            entry["trace_id"] = trace_id
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 entry[key] = value

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from threading import Thread
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 REQUESTS = Counter(
     "facerec_grpc_requests_total",
@@ -23,6 +23,12 @@ LATENCY = Histogram(
     "Time from receiving a gRPC call to its last response, by service and method.",
     ["service", "method"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+
+IN_FLIGHT = Gauge(
+    "facerec_grpc_in_flight_calls",
+    "gRPC calls being served right now (received, not yet answered), by service and method.",
+    ["service", "method"],
 )
 
 

@@ -24,7 +24,7 @@ from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from facerec.runtime.interceptors import ServiceInterceptor
+from facerec.runtime.interceptors import server_interceptors
 from facerec.runtime.metrics import MetricsEndpoint, start_metrics_endpoint
 from facerec.runtime.settings import ServiceSettings
 
@@ -89,7 +89,8 @@ def create_server(
 
     Health starts NOT_SERVING for the overall server ("") and for every bound service.
     """
-    server = grpc.aio.server(interceptors=[ServiceInterceptor(service_name)], options=grpc_options(settings))
+    interceptors = server_interceptors(service_name, settings.tracing)
+    server = grpc.aio.server(interceptors=interceptors, options=grpc_options(settings))
     for binding in bindings:
         binding.add_to_server(binding.servicer, server)
     health_servicer = health.aio.HealthServicer()

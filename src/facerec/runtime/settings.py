@@ -1,7 +1,8 @@
 """Settings base: one pydantic-settings class per service, read from environment variables.
 
 Each service subclasses :class:`ServiceSettings` with its own prefix (``FACEREC_GATEWAY_`` ...) and defaults;
-:func:`settings_help` renders every variable with its default and meaning for the service's ``--help``.
+:func:`settings_help` renders every variable with its default and meaning for the service's ``--help``. A setting
+that every service of a deployment shares has one name for all of them (``FACEREC_TRACING``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ MiB = 1024 * 1024
 class ServiceSettings(BaseSettings):
     """What every facerec service can be told. Subclasses set ``model_config`` with their env prefix."""
 
-    model_config = SettingsConfigDict(env_prefix="FACEREC_", extra="ignore")
+    # validate_by_name: a setting with a shared variable name (an alias) is still passed by field name in code.
+    model_config = SettingsConfigDict(env_prefix="FACEREC_", extra="ignore", validate_by_name=True)
 
     host: str = Field("127.0.0.1", description="Address to bind the gRPC server to (0.0.0.0 in containers).")
     port: int = Field(0, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
@@ -40,10 +42,19 @@ class ServiceSettings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     log_format: Literal["json", "text"] = Field("json", description="json: one JSON object per line.")
+    tracing: Literal["off", "otlp"] = Field(
+        "off",
+        validation_alias="FACEREC_TRACING",
+        description="OpenTelemetry traces, one variable for every service: otlp exports a span per call and per "
+        "stage to OTEL_EXPORTER_OTLP_ENDPOINT (OTLP/gRPC; the standard OTEL_* variables apply).",
+    )
 
 
 def env_name(settings_cls: type[BaseSettings], field: str) -> str:
     """The environment variable that sets ``field`` of ``settings_cls``."""
+    alias = settings_cls.model_fields[field].validation_alias
+    if isinstance(alias, str):
+        return alias
     prefix = str(settings_cls.model_config.get("env_prefix", ""))
     return f"{prefix}{field}".upper()
 
