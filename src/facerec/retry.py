@@ -11,6 +11,7 @@ channel without retries.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -86,3 +87,25 @@ RECONNECT_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
 )
+
+
+def overload_wait(
+    advised_s: float | None, attempts: int, remaining_s: float | None, *, max_attempts: int | None = None
+) -> float | None:
+    """Seconds to wait before trying again a call refused as overloaded after ``attempts`` attempts, or ``None``
+    to give up: no advised delay (input over a limit, never retried), ``max_attempts`` used up (default: the
+    retry policy's; ``0``: only the deadline bounds the attempts), or the wait would not leave time before the
+    deadline (``remaining_s``; ``None``: no deadline).
+
+    The one rule of the SDK (calls refused at the gateway) and of the gateway's enrollment, whose photos are
+    parts of one request that its caller cannot retry one by one (there only the request's deadline bounds
+    them). At least the advised delay, spread up to 1.5x so that callers refused together do not all come back
+    together.
+    """
+    limit = RETRY_POLICY.max_attempts if max_attempts is None else max_attempts
+    if advised_s is None or (limit and attempts >= limit):
+        return None
+    wait = advised_s * random.uniform(1.0, 1.5)
+    if remaining_s is not None and wait >= remaining_s:
+        return None
+    return wait

@@ -70,22 +70,35 @@ def metric(name: str, labels: dict[str, str] | None = None) -> float:
 
 
 async def test_a_call_past_the_bound_is_refused_at_once_with_a_retry_delay(stub, phone_photo: bytes) -> None:
-    busy = asyncio.ensure_future(stub.EmbedPhoto(embedder_pb2.EmbedPhotoRequest(image=phone_photo), timeout=30))
-    await asyncio.sleep(0.2)  # admitted and working
-    assert metric("facerec_embedder_in_flight_calls", {"work": "photos"}) == 1
-    refused_before = metric("facerec_embedder_refusals_total", {"reason": "overloaded"})
-    started = time.perf_counter()
-    with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await stub.EmbedPhoto(embedder_pb2.EmbedPhotoRequest(image=phone_photo), timeout=30)
-    elapsed = time.perf_counter() - started
+    request = embedder_pb2.EmbedPhotoRequest(image=phone_photo)
+    refused: grpc.aio.AioRpcError | None = None
+    # On a loaded machine the admitted call can finish before the second one arrives (then the second is
+    # admitted too, rightly): try the scene again, a few times at most.
+    for _ in range(3):
+        busy = asyncio.ensure_future(stub.EmbedPhoto(request, timeout=30))
+        await asyncio.sleep(0.2)  # admitted and working
+        if metric("facerec_embedder_in_flight_calls", {"work": "photos"}) != 1:
+            await busy
+            continue
+        refused_before = metric("facerec_embedder_refusals_total", {"reason": "overloaded"})
+        started = time.perf_counter()
+        try:
+            await stub.EmbedPhoto(request, timeout=30)
+        except grpc.aio.AioRpcError as error:
+            refused = error
+        elapsed = time.perf_counter() - started
+        faces = len((await busy).faces)
+        if refused is not None:
+            break
+    assert refused is not None, "the second call was never sent while the first was still at work"
     print(f"refused in {elapsed * 1000:.1f} ms")
-    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    message = refused.value.details() or ""
+    assert refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    message = refused.details() or ""
     assert "overloaded" in message and "may be retried after 300 ms" in message
-    assert retry_delays_s(refused.value) == [pytest.approx(0.3)]
+    assert retry_delays_s(refused) == [pytest.approx(0.3)]
     assert elapsed < 0.25  # the target is 50 ms; this loaded 2-core machine sends a 13 MP photo first
     assert metric("facerec_embedder_refusals_total", {"reason": "overloaded"}) == refused_before + 1
-    assert len((await busy).faces) == 1
+    assert faces == 1
     assert metric("facerec_embedder_in_flight_calls", {"work": "photos"}) == 0
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
+from google.rpc import error_details_pb2
 
 from facerec.runtime import errors
 from facerec.runtime.deadlines import Deadline
@@ -60,13 +61,20 @@ def face(descriptor: Vector | None, *, x: int = 0, size: int = 120, quality: Fac
 class FakeEmbedder:
     """Photos are their bytes: ``photos[image]`` are the faces that photo shows (unknown bytes: INVALID_ARGUMENT).
 
-    ``delay_s[image]`` makes a photo take that long, within the caller's deadline.
+    ``delay_s[image]`` makes a photo take that long, within the caller's deadline. ``in_flight_limit`` refuses
+    calls past that many at once as the real embedder does (RESOURCE_EXHAUSTED advising ``retry_after_s``);
+    ``too_large`` photos are refused as over a limit (RESOURCE_EXHAUSTED advising nothing).
     """
 
     def __init__(self) -> None:
         self.photos: dict[bytes, tuple[Face, ...]] = {}
         self.delay_s: dict[bytes, float] = {}
         self.calls = 0
+        self.in_flight_limit: int | None = None
+        self.retry_after_s = 0.01
+        self.refused = 0
+        self.too_large: set[bytes] = set()
+        self._in_flight = 0
 
     def shows(self, image: bytes, *faces: Face) -> bytes:
         """Make ``image`` a photo of ``faces`` (largest first, as the embedder orders them)."""
@@ -75,6 +83,20 @@ class FakeEmbedder:
 
     async def embed_photo(self, image: bytes, deadline: Deadline, *, detect_only: bool = False) -> EmbeddedPhoto:
         self.calls += 1
+        if image in self.too_large:
+            raise errors.ResourceExhausted("the photo is 40 MB; the limit is 20 MB")
+        if self.in_flight_limit is not None and self._in_flight >= self.in_flight_limit:
+            self.refused += 1
+            advice = error_details_pb2.RetryInfo()
+            advice.retry_delay.FromTimedelta(timedelta(seconds=self.retry_after_s))
+            raise errors.ResourceExhausted("the embedder is overloaded; may be retried", [advice])
+        self._in_flight += 1
+        try:
+            return await self._embedded(image, deadline, detect_only)
+        finally:
+            self._in_flight -= 1
+
+    async def _embedded(self, image: bytes, deadline: Deadline, detect_only: bool) -> EmbeddedPhoto:
         delay = self.delay_s.get(image, 0.0)
         if delay:
             remaining = deadline.remaining()

@@ -178,3 +178,32 @@ async def test_bad_enrollments_are_refused_before_any_work(
     with pytest.raises(InvalidRequest, match=message):
         await service.enroller.enroll(TENANT, request_, deadline())
     assert registry.calls == []
+
+
+async def test_photos_the_embedder_refuses_as_overloaded_wait_their_turn_within_the_deadline(
+    service: FaceRecognition, embedder: FakeEmbedder, registry: FakeRegistry
+) -> None:
+    images = [embedder.shows(f"p{i}".encode(), face(vector(1, i / 100, 0, 0))) for i in range(12)]
+    for image in images:
+        embedder.delay_s[image] = 0.02
+    embedder.in_flight_limit = 2  # the 12 photos go at once; the embedder admits 2 and advises a delay
+    request = EnrollRequest("staff", "ann", tuple(Photo(image) for image in images))
+
+    enrolled = await service.enroller.enroll(TENANT, request, deadline())
+
+    assert embedder.refused > 0
+    assert enrolled.faces_enrolled == 12 and all(p.enrolled for p in enrolled.photos)
+
+
+async def test_a_photo_over_a_limit_is_rejected_at_once_not_retried(
+    service: FaceRecognition, embedder: FakeEmbedder
+) -> None:
+    good = embedder.shows(b"good", face(vector(1, 0, 0, 0)))
+    embedder.too_large.add(b"huge")
+    request = EnrollRequest("staff", "ann", (Photo(good), Photo(b"huge")))
+
+    enrolled = await service.enroller.enroll(TENANT, request, deadline(), atomic=False)
+
+    assert [p.enrolled for p in enrolled.photos] == [True, False]
+    assert enrolled.photos[1].rejections[0].reason is RejectionReason.IMAGE_TOO_LARGE
+    assert embedder.calls == 2

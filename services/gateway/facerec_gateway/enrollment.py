@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
+from facerec.retry import overload_wait
 from facerec.runtime import errors
 from facerec.runtime.deadlines import Deadline
 from facerec_gateway import validation
@@ -26,6 +27,7 @@ from facerec_gateway.auth import Tenant
 from facerec_gateway.clients import Embedder, Registry
 from facerec_gateway.collections import Collections
 from facerec_gateway.domain import (
+    EmbeddedPhoto,
     Face,
     FaceRecord,
     Person,
@@ -34,7 +36,7 @@ from facerec_gateway.domain import (
     RejectionReason,
     StoredCollection,
 )
-from facerec_gateway.errors import DependencyUnavailable, EnrollmentRejected
+from facerec_gateway.errors import DependencyUnavailable, EnrollmentRejected, advised_retry_s
 
 # Face ids are uuid5 in this namespace of (collection, person, photo digest, face box): enrolling the same photo
 # of the same person twice yields the same id, so retries and re-imports store each face once.
@@ -231,6 +233,26 @@ class Enroller:
         person = await self._person_after(collection, request, deadline, enrolled=bool(records))
         return Enrollment(person=person, photos=tuple(o.result for o in outcomes), faces_enrolled=len(records))
 
+    async def _embed(self, image: bytes, deadline: Deadline) -> EmbeddedPhoto:
+        """The photo embedded, waiting its turn when the embedder refuses it as overloaded.
+
+        An enrollment's photos (up to 64, and a bulk stream's many people) go to the embedder at once; past its
+        in-flight bound it refuses the excess with an advised delay. A photo is a part of its request that the
+        caller cannot retry alone, so the gateway tries it again after that delay (:func:`facerec.retry.
+        overload_wait`) while the request's deadline allows; input over a limit advises no delay and is
+        reported at once.
+        """
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                return await self.embedder.embed_photo(image, deadline)
+            except errors.ResourceExhausted as error:
+                wait = overload_wait(advised_retry_s(error), attempts, deadline.remaining(), max_attempts=0)
+                if wait is None:
+                    raise
+            await asyncio.sleep(wait)
+
     async def _enroll_photo(
         self,
         collection: StoredCollection,
@@ -242,7 +264,7 @@ class Enroller:
     ) -> _PhotoOutcome:
         unenrolled = PhotoResult(photo_index=index, photo_name=photo.name)
         try:
-            embedded = await self.embedder.embed_photo(validation.image(photo.image, f"photos[{index}]"), deadline)
+            embedded = await self._embed(validation.image(photo.image, f"photos[{index}]"), deadline)
         except errors.InvalidArgument as error:
             return _PhotoOutcome(_rejected(unenrolled, RejectionReason.INVALID_IMAGE, error.message), None)
         except errors.ResourceExhausted as error:

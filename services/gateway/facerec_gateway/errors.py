@@ -83,5 +83,14 @@ def retry_advice(error: grpc.aio.AioRpcError) -> tuple[error_details_pb2.RetryIn
     return tuple(advice)
 
 
+def advised_retry_s(error: errors.FacerecError) -> float | None:
+    """The delay a dependency's overload refusal advises before a retry (its ``google.rpc.RetryInfo``), or ``None``
+    when it advises none (input over a limit: never retried)."""
+    for detail in error.details:
+        if isinstance(detail, error_details_pb2.RetryInfo):
+            return max(0.0, detail.retry_delay.ToTimedelta().total_seconds())
+    return None
+
+
 class ApiKeyConfigError(ValueError):
     """The API key file or document is malformed (raised at start-up, not per call)."""

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from facerec.retry import RECONNECT_OPTIONS, RETRY_POLICY
+from facerec.retry import RECONNECT_OPTIONS, RETRY_POLICY, overload_wait
 from facerec.sdk.errors import FacerecError, ResourceExhausted
 from facerec.v1 import facerec_pb2
 
@@ -74,16 +73,9 @@ def overload_retry_wait(error: FacerecError, attempts: int, deadline: float | No
     """Seconds to wait before retrying a call that failed with ``error`` after ``attempts`` attempts; ``None``
     to give up: not an overload refusal with an advised delay, attempts used up, or no time left before
     ``deadline`` (``time.monotonic()``) after the wait."""
-    if not isinstance(error, ResourceExhausted) or attempts >= RETRY_POLICY.max_attempts:
+    if not isinstance(error, ResourceExhausted):
         return None
-    advised = error.retry_after_s
-    if advised is None:
-        return None
-    # At least the advised delay, spread a little so that clients refused together do not all return together.
-    wait = advised * random.uniform(1.0, 1.5)
-    if deadline is not None and time.monotonic() + wait >= deadline:
-        return None
-    return wait
+    return overload_wait(error.retry_after_s, attempts, _remaining(deadline))
 
 
 def _remaining(deadline: float | None) -> float | None:
