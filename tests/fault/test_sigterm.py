@@ -38,6 +38,10 @@ LOAD_BEFORE_S = 2.0
 DRAIN_WATCH_S = 1.5  # how long new calls and health checks keep coming after SIGTERM
 # A call started this long after SIGTERM reaches a server that is draining (the handler has run by then).
 SIGNAL_DELIVERY_S = 0.2
+# A call the client sent less than this before SIGTERM may still be on its way (a photo is being sent) when the
+# server stops accepting calls: it is refused UNAVAILABLE, which callers retry, rather than started. The calls
+# sent earlier than this are the in-flight calls the grace period must finish.
+ON_ITS_WAY_S = 0.1
 API_KEY = "sigterm-key"
 
 
@@ -147,7 +151,7 @@ class Drain:
     exited_after_s: float
 
     def in_flight(self) -> list[Call]:
-        return [c for c in self.calls if c.started < self.signalled_at < c.ended]
+        return [c for c in self.calls if c.started < self.signalled_at - ON_ITS_WAY_S and self.signalled_at < c.ended]
 
     def started_during_drain(self) -> list[Call]:
         return [c for c in self.calls if c.started > self.signalled_at + SIGNAL_DELIVERY_S]

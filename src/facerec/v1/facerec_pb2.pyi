@@ -488,7 +488,9 @@ class Photo(_message.Message):
     file); at most 32 MiB per request by default.
     """
     name: _builtins.str
-    """Caller's label for the photo (e.g. its file name), echoed in results and stored with the face."""
+    """Caller's label for the photo (e.g. its file name), echoed in results and stored with the face. At most 256
+    printable characters.
+    """
     def __init__(
         self,
         *,
@@ -560,15 +562,17 @@ class EnrollRequest(_message.Message):
     person_id: _builtins.str
     """Who the photos show: 1-128 characters, no control characters. Chosen by the caller (e.g. an employee id)."""
     display_name: _builtins.str
-    """Optional; set or replaced when given."""
+    """Optional; set or replaced when given. At most 256 printable characters."""
     face_selection: Global___FaceSelection.ValueType
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Merged into the person's metadata."""
+        """Merged into the person's metadata: at most 64 entries per person (after the merge), keys 1-64 characters of
+        [A-Za-z0-9_.-], values at most 1 KiB of UTF-8.
+        """
 
     @_builtins.property
     def photos(self) -> _containers.RepeatedCompositeFieldContainer[Global___Photo]:
-        """1-64 photos."""
+        """1-64 photos, at most 32 MiB in all."""
 
     def __init__(
         self,
@@ -746,7 +750,7 @@ class IdentifyRequest(_message.Message):
     threshold: _builtins.float
     """A fixed threshold for this call instead of the collection's decision settings. Must be in (0, 2]."""
     frame_id: _builtins.str
-    """Caller's id for the frame (IdentifyStream), echoed in the response."""
+    """Caller's id for the frame (IdentifyStream), echoed in the response. At most 128 printable characters."""
     include_embeddings: _builtins.bool
     """Include each face's descriptor in the response."""
     min_margin: _builtins.float
@@ -1254,10 +1258,13 @@ class UpdatePersonRequest(_message.Message):
     collection: _builtins.str
     person_id: _builtins.str
     display_name: _builtins.str
+    """At most 256 printable characters."""
     replace_metadata: _builtins.bool
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Merged into the existing metadata (replacing it when `replace_metadata`); an empty value deletes the key."""
+        """Merged into the existing metadata (replacing it when `replace_metadata`); an empty value deletes the key.
+        The limits of EnrollRequest.metadata apply to the result.
+        """
 
     def __init__(
         self,
