@@ -60,7 +60,7 @@ def repeated(alphabet: st.SearchStrategy[str], most: int) -> st.SearchStrategy[s
 
 
 # Any character a protobuf string can carry: UTF-8, so no lone surrogate (the client cannot even encode one).
-CHARACTERS = st.characters(exclude_categories=("Cs",))
+CHARACTERS = st.characters(exclude_categories=["Cs"])
 TEXT = st.one_of(
     st.text(CHARACTERS, max_size=80),
     repeated(CHARACTERS, 12_000),
