@@ -5,8 +5,6 @@ request id the caller sent (through all three services)."""
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -15,8 +13,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from facerec.runtime.logs import JsonFormatter
 from facerec_embedder.triton.launcher import TritonServer
+from tests.runtime.json_lines import Lines, json_lines
 from tests.runtime.observed_stack import ObservedStack, observed_stack
 
 pytestmark = pytest.mark.slow
@@ -38,27 +36,10 @@ async def observed(triton_server: TritonServer, samples_dir: Path, tmp_path_fact
         yield stack
 
 
-class Lines(logging.Handler):
-    """The JSON lines the services would write, at DEBUG."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.setFormatter(JsonFormatter("test"))
-        self.lines: list[dict[str, object]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(json.loads(self.format(record)))
-
-
 @pytest.fixture
 def debug_lines() -> Iterator[Lines]:
-    logger = logging.getLogger("facerec")
-    handler, level = Lines(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+    with json_lines("facerec") as lines:
+        yield lines
 
 
 def scrape(url: str) -> Samples:

@@ -4,7 +4,6 @@ span of the call's span when the call is traced."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -17,8 +16,8 @@ from prometheus_client import REGISTRY
 
 from facerec.runtime import tracing
 from facerec.runtime.context import request_id
-from facerec.runtime.logs import JsonFormatter
 from facerec.runtime.stages import STAGES, StageTimer, in_executor
+from tests.runtime.json_lines import Lines, json_lines
 
 
 def observed(service: str, stage: str) -> tuple[float, float]:
@@ -29,27 +28,10 @@ def observed(service: str, stage: str) -> tuple[float, float]:
     return count, total
 
 
-class Lines(logging.Handler):
-    """Keeps the JSON lines a service would write for the stage logger."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.setFormatter(JsonFormatter("test"))
-        self.lines: list[dict[str, object]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(json.loads(self.format(record)))
-
-
 @pytest.fixture
 def stage_lines() -> Iterator[Lines]:
-    logger = logging.getLogger("facerec.stages")
-    handler, level = Lines(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+    with json_lines("facerec.stages") as lines:
+        yield lines
 
 
 def test_the_stages_are_those_of_the_issue() -> None:
