@@ -17,6 +17,7 @@ gateway creates on first use.
 """
 
 from collections import abc as _abc
+from facerec.v1 import audit_pb2 as _audit_pb2
 from facerec.v1 import face_pb2 as _face_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -150,6 +151,35 @@ THRESHOLD_SOURCE_TARGET_FPIR: ThresholdSource.ValueType  # 3
 """Derived from the collection's target FPIR and its size (capped at the collection's threshold)."""
 Global___ThresholdSource: _TypeAlias = ThresholdSource  # noqa: Y015
 
+class _ClusterStage:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ClusterStageEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ClusterStage.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CLUSTER_STAGE_UNSPECIFIED: _ClusterStage.ValueType  # 0
+    CLUSTER_STAGE_EMBEDDING: _ClusterStage.ValueType  # 1
+    """Photos are decoded, their faces found and embedded (total: photos received so far)."""
+    CLUSTER_STAGE_LINKING: _ClusterStage.ValueType  # 2
+    """Each face's near neighbours are searched (total: faces)."""
+    CLUSTER_STAGE_GROUPING: _ClusterStage.ValueType  # 3
+    """The neighbour graph is cut into groups."""
+    CLUSTER_STAGE_ENROLLING: _ClusterStage.ValueType  # 4
+    """Groups are enrolled (total: groups)."""
+
+class ClusterStage(_ClusterStage, metaclass=_ClusterStageEnumTypeWrapper): ...
+
+CLUSTER_STAGE_UNSPECIFIED: ClusterStage.ValueType  # 0
+CLUSTER_STAGE_EMBEDDING: ClusterStage.ValueType  # 1
+"""Photos are decoded, their faces found and embedded (total: photos received so far)."""
+CLUSTER_STAGE_LINKING: ClusterStage.ValueType  # 2
+"""Each face's near neighbours are searched (total: faces)."""
+CLUSTER_STAGE_GROUPING: ClusterStage.ValueType  # 3
+"""The neighbour graph is cut into groups."""
+CLUSTER_STAGE_ENROLLING: ClusterStage.ValueType  # 4
+"""Groups are enrolled (total: groups)."""
+Global___ClusterStage: _TypeAlias = ClusterStage  # noqa: Y015
+
 @_typing.final
 class Collection(_message.Message):
     """---------------------------------------------------------------------------------------------- collections"""
@@ -165,6 +195,7 @@ class Collection(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     TARGET_FPIR_FIELD_NUMBER: _builtins.int
     MIN_MARGIN_FIELD_NUMBER: _builtins.int
+    RETENTION_SECONDS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """1-48 characters of [A-Za-z0-9_-], starting with a letter or digit."""
     model_id: _builtins.str
@@ -186,6 +217,11 @@ class Collection(_message.Message):
     """A face under the threshold whose nearest and second-nearest people are less than this far apart (in
     distance) is AMBIGUOUS instead of matched. 0: no margin rule.
     """
+    retention_seconds: _builtins.int
+    """How long a person's faces are kept after their last enrollment, in seconds; the registry then purges them
+    by itself (audited as AUDIT_RETENTION_PURGE). Enrolling the person again restarts the period. 0: kept until
+    deleted.
+    """
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -200,10 +236,11 @@ class Collection(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         target_fpir: _builtins.float = ...,
         min_margin: _builtins.float = ...,
+        retention_seconds: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "dimension", b"dimension", "face_count", b"face_count", "min_margin", b"min_margin", "model_id", b"model_id", "name", b"name", "person_count", b"person_count", "target_fpir", b"target_fpir", "threshold", b"threshold"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "dimension", b"dimension", "face_count", b"face_count", "min_margin", b"min_margin", "model_id", b"model_id", "name", b"name", "person_count", b"person_count", "retention_seconds", b"retention_seconds", "target_fpir", b"target_fpir", "threshold", b"threshold"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -218,6 +255,7 @@ class CreateCollectionRequest(_message.Message):
     THRESHOLD_FIELD_NUMBER: _builtins.int
     TARGET_FPIR_FIELD_NUMBER: _builtins.int
     MIN_MARGIN_FIELD_NUMBER: _builtins.int
+    RETENTION_SECONDS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     model_id: _builtins.str
     """Empty: the model the embedder serves. Another model id is refused with INVALID_ARGUMENT."""
@@ -229,6 +267,8 @@ class CreateCollectionRequest(_message.Message):
     """
     min_margin: _builtins.float
     """Unset: the gateway's default minimum margin. In [0, 1]."""
+    retention_seconds: _builtins.int
+    """Unset or 0: no retention limit. Otherwise at least 1 and at most 100 years (see facerec.limits)."""
     def __init__(
         self,
         *,
@@ -237,19 +277,24 @@ class CreateCollectionRequest(_message.Message):
         threshold: _builtins.float | None = ...,
         target_fpir: _builtins.float | None = ...,
         min_margin: _builtins.float | None = ...,
+        retention_seconds: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_min_margin", b"_min_margin", "_target_fpir", b"_target_fpir", "_threshold", b"_threshold", "min_margin", b"min_margin", "target_fpir", b"target_fpir", "threshold", b"threshold"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_min_margin", b"_min_margin", "_retention_seconds", b"_retention_seconds", "_target_fpir", b"_target_fpir", "_threshold", b"_threshold", "min_margin", b"min_margin", "retention_seconds", b"retention_seconds", "target_fpir", b"target_fpir", "threshold", b"threshold"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_min_margin", b"_min_margin", "_target_fpir", b"_target_fpir", "_threshold", b"_threshold", "min_margin", b"min_margin", "model_id", b"model_id", "name", b"name", "target_fpir", b"target_fpir", "threshold", b"threshold"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_min_margin", b"_min_margin", "_retention_seconds", b"_retention_seconds", "_target_fpir", b"_target_fpir", "_threshold", b"_threshold", "min_margin", b"min_margin", "model_id", b"model_id", "name", b"name", "retention_seconds", b"retention_seconds", "target_fpir", b"target_fpir", "threshold", b"threshold"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__min_margin: _TypeAlias = _typing.Literal["min_margin"]  # noqa: Y015
     _WhichOneofArgType__min_margin: _TypeAlias = _typing.Literal["_min_margin", b"_min_margin"]  # noqa: Y015
+    _WhichOneofReturnType__retention_seconds: _TypeAlias = _typing.Literal["retention_seconds"]  # noqa: Y015
+    _WhichOneofArgType__retention_seconds: _TypeAlias = _typing.Literal["_retention_seconds", b"_retention_seconds"]  # noqa: Y015
     _WhichOneofReturnType__target_fpir: _TypeAlias = _typing.Literal["target_fpir"]  # noqa: Y015
     _WhichOneofArgType__target_fpir: _TypeAlias = _typing.Literal["_target_fpir", b"_target_fpir"]  # noqa: Y015
     _WhichOneofReturnType__threshold: _TypeAlias = _typing.Literal["threshold"]  # noqa: Y015
     _WhichOneofArgType__threshold: _TypeAlias = _typing.Literal["_threshold", b"_threshold"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__min_margin) -> _WhichOneofReturnType__min_margin | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__retention_seconds) -> _WhichOneofReturnType__retention_seconds | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__target_fpir) -> _WhichOneofReturnType__target_fpir | None: ...
     @_typing.overload
@@ -265,11 +310,14 @@ class UpdateCollectionRequest(_message.Message):
     THRESHOLD_FIELD_NUMBER: _builtins.int
     TARGET_FPIR_FIELD_NUMBER: _builtins.int
     MIN_MARGIN_FIELD_NUMBER: _builtins.int
+    RETENTION_SECONDS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     threshold: _builtins.float
     """Each field given replaces the collection's value; the ranges are CreateCollectionRequest's."""
     target_fpir: _builtins.float
     min_margin: _builtins.float
+    retention_seconds: _builtins.int
+    """0 removes the retention limit."""
     def __init__(
         self,
         *,
@@ -277,19 +325,24 @@ class UpdateCollectionRequest(_message.Message):
         threshold: _builtins.float | None = ...,
         target_fpir: _builtins.float | None = ...,
         min_margin: _builtins.float | None = ...,
+        retention_seconds: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_min_margin", b"_min_margin", "_target_fpir", b"_target_fpir", "_threshold", b"_threshold", "min_margin", b"min_margin", "target_fpir", b"target_fpir", "threshold", b"threshold"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_min_margin", b"_min_margin", "_retention_seconds", b"_retention_seconds", "_target_fpir", b"_target_fpir", "_threshold", b"_threshold", "min_margin", b"min_margin", "retention_seconds", b"retention_seconds", "target_fpir", b"target_fpir", "threshold", b"threshold"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_min_margin", b"_min_margin", "_target_fpir", b"_target_fpir", "_threshold", b"_threshold", "min_margin", b"min_margin", "name", b"name", "target_fpir", b"target_fpir", "threshold", b"threshold"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_min_margin", b"_min_margin", "_retention_seconds", b"_retention_seconds", "_target_fpir", b"_target_fpir", "_threshold", b"_threshold", "min_margin", b"min_margin", "name", b"name", "retention_seconds", b"retention_seconds", "target_fpir", b"target_fpir", "threshold", b"threshold"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__min_margin: _TypeAlias = _typing.Literal["min_margin"]  # noqa: Y015
     _WhichOneofArgType__min_margin: _TypeAlias = _typing.Literal["_min_margin", b"_min_margin"]  # noqa: Y015
+    _WhichOneofReturnType__retention_seconds: _TypeAlias = _typing.Literal["retention_seconds"]  # noqa: Y015
+    _WhichOneofArgType__retention_seconds: _TypeAlias = _typing.Literal["_retention_seconds", b"_retention_seconds"]  # noqa: Y015
     _WhichOneofReturnType__target_fpir: _TypeAlias = _typing.Literal["target_fpir"]  # noqa: Y015
     _WhichOneofArgType__target_fpir: _TypeAlias = _typing.Literal["_target_fpir", b"_target_fpir"]  # noqa: Y015
     _WhichOneofReturnType__threshold: _TypeAlias = _typing.Literal["threshold"]  # noqa: Y015
     _WhichOneofArgType__threshold: _TypeAlias = _typing.Literal["_threshold", b"_threshold"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__min_margin) -> _WhichOneofReturnType__min_margin | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__retention_seconds) -> _WhichOneofReturnType__retention_seconds | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__target_fpir) -> _WhichOneofReturnType__target_fpir | None: ...
     @_typing.overload
@@ -1325,3 +1378,503 @@ class DeletePersonResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeletePersonResponse: _TypeAlias = DeletePersonResponse  # noqa: Y015
+
+@_typing.final
+class EnrolledFace(_message.Message):
+    """---------------------------------------------------------------------------------------------- faces of a person
+
+    One enrolled face as stored: what it came from and how good it was, never its descriptor.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FACE_ID_FIELD_NUMBER: _builtins.int
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    PHOTO_NAME_FIELD_NUMBER: _builtins.int
+    ENROLLED_AT_FIELD_NUMBER: _builtins.int
+    QUALITY_FIELD_NUMBER: _builtins.int
+    BOX_FIELD_NUMBER: _builtins.int
+    face_id: _builtins.str
+    person_id: _builtins.str
+    photo_name: _builtins.str
+    """The photo's name given at enrollment (empty when none was given)."""
+    @_builtins.property
+    def enrolled_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def quality(self) -> _face_pb2.FaceQuality:
+        """The face's measures at enrollment, and where it was in the photo (unset for faces enrolled before facerec
+        stored them).
+        """
+
+    @_builtins.property
+    def box(self) -> _face_pb2.BoundingBox: ...
+    def __init__(
+        self,
+        *,
+        face_id: _builtins.str = ...,
+        person_id: _builtins.str = ...,
+        photo_name: _builtins.str = ...,
+        enrolled_at: _timestamp_pb2.Timestamp | None = ...,
+        quality: _face_pb2.FaceQuality | None = ...,
+        box: _face_pb2.BoundingBox | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["box", b"box", "enrolled_at", b"enrolled_at", "quality", b"quality"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["box", b"box", "enrolled_at", b"enrolled_at", "face_id", b"face_id", "person_id", b"person_id", "photo_name", b"photo_name", "quality", b"quality"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnrolledFace: _TypeAlias = EnrolledFace  # noqa: Y015
+
+@_typing.final
+class ListFacesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLLECTION_FIELD_NUMBER: _builtins.int
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    collection: _builtins.str
+    person_id: _builtins.str
+    """Required."""
+    page_size: _builtins.int
+    """1-1000; 0 means 100."""
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        collection: _builtins.str = ...,
+        person_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "page_size", b"page_size", "page_token", b"page_token", "person_id", b"person_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListFacesRequest: _TypeAlias = ListFacesRequest  # noqa: Y015
+
+@_typing.final
+class ListFacesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FACES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def faces(self) -> _containers.RepeatedCompositeFieldContainer[Global___EnrolledFace]: ...
+    def __init__(
+        self,
+        *,
+        faces: _abc.Iterable[Global___EnrolledFace] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["faces", b"faces", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListFacesResponse: _TypeAlias = ListFacesResponse  # noqa: Y015
+
+@_typing.final
+class DeleteFaceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLLECTION_FIELD_NUMBER: _builtins.int
+    FACE_ID_FIELD_NUMBER: _builtins.int
+    collection: _builtins.str
+    face_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        collection: _builtins.str = ...,
+        face_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "face_id", b"face_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteFaceRequest: _TypeAlias = DeleteFaceRequest  # noqa: Y015
+
+@_typing.final
+class DeleteFaceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    FACES_LEFT_FIELD_NUMBER: _builtins.int
+    person_id: _builtins.str
+    """The person the face belonged to and how many faces they have left (0: the person is gone)."""
+    faces_left: _builtins.int
+    def __init__(
+        self,
+        *,
+        person_id: _builtins.str = ...,
+        faces_left: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["faces_left", b"faces_left", "person_id", b"person_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteFaceResponse: _TypeAlias = DeleteFaceResponse  # noqa: Y015
+
+@_typing.final
+class MoveFaceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLLECTION_FIELD_NUMBER: _builtins.int
+    FACE_ID_FIELD_NUMBER: _builtins.int
+    TO_PERSON_ID_FIELD_NUMBER: _builtins.int
+    collection: _builtins.str
+    face_id: _builtins.str
+    to_person_id: _builtins.str
+    """The person the face belongs to: 1-128 characters, no control characters (as EnrollRequest.person_id)."""
+    def __init__(
+        self,
+        *,
+        collection: _builtins.str = ...,
+        face_id: _builtins.str = ...,
+        to_person_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "face_id", b"face_id", "to_person_id", b"to_person_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MoveFaceRequest: _TypeAlias = MoveFaceRequest  # noqa: Y015
+
+@_typing.final
+class MoveFaceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FACE_FIELD_NUMBER: _builtins.int
+    FROM_PERSON_ID_FIELD_NUMBER: _builtins.int
+    from_person_id: _builtins.str
+    """The person it was moved from."""
+    @_builtins.property
+    def face(self) -> Global___EnrolledFace:
+        """The face as stored now."""
+
+    def __init__(
+        self,
+        *,
+        face: Global___EnrolledFace | None = ...,
+        from_person_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["face", b"face"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["face", b"face", "from_person_id", b"from_person_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MoveFaceResponse: _TypeAlias = MoveFaceResponse  # noqa: Y015
+
+@_typing.final
+class ClusterRequest(_message.Message):
+    """---------------------------------------------------------------------------------------------- clustering"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPTIONS_FIELD_NUMBER: _builtins.int
+    PHOTO_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def options(self) -> Global___ClusterOptions:
+        """Only as the first message; without it the defaults apply."""
+
+    @_builtins.property
+    def photo(self) -> Global___Photo:
+        """One photo (at most the size limit of a Photo); every face found in it is clustered."""
+
+    def __init__(
+        self,
+        *,
+        options: Global___ClusterOptions | None = ...,
+        photo: Global___Photo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["item", b"item", "options", b"options", "photo", b"photo"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["item", b"item", "options", b"options", "photo", b"photo"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["options", "photo"]  # noqa: Y015
+    _WhichOneofArgType_item: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_item) -> _WhichOneofReturnType_item | None: ...
+
+Global___ClusterRequest: _TypeAlias = ClusterRequest  # noqa: Y015
+
+@_typing.final
+class ClusterOptions(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLLECTION_FIELD_NUMBER: _builtins.int
+    THRESHOLD_FIELD_NUMBER: _builtins.int
+    MIN_FACES_FIELD_NUMBER: _builtins.int
+    ENROLL_FIELD_NUMBER: _builtins.int
+    PERSON_ID_PREFIX_FIELD_NUMBER: _builtins.int
+    collection: _builtins.str
+    """With `enroll`: the collection the groups are enrolled into (empty: the default collection)."""
+    threshold: _builtins.float
+    """Two faces at most this far apart are linked. 0: the default (0.5, the middle of dlib's same-person range;
+    see the README). In (0, 2].
+    """
+    min_faces: _builtins.int
+    """Smallest group; the faces of smaller groups are noise. 0 means 2."""
+    enroll: _builtins.bool
+    """Enroll each group as a new person of `collection` (with the group's faces as enrolled)."""
+    person_id_prefix: _builtins.str
+    """With `enroll`: the new people's ids are this prefix and the group's number (1 = the largest group). Empty:
+    "cluster-" and 8 random hex digits and "-" (a fresh prefix per call, so two calls never merge people).
+    """
+    def __init__(
+        self,
+        *,
+        collection: _builtins.str = ...,
+        threshold: _builtins.float = ...,
+        min_faces: _builtins.int = ...,
+        enroll: _builtins.bool = ...,
+        person_id_prefix: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "enroll", b"enroll", "min_faces", b"min_faces", "person_id_prefix", b"person_id_prefix", "threshold", b"threshold"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClusterOptions: _TypeAlias = ClusterOptions  # noqa: Y015
+
+@_typing.final
+class ClusterProgress(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STAGE_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    FACES_FIELD_NUMBER: _builtins.int
+    stage: Global___ClusterStage.ValueType
+    done: _builtins.int
+    total: _builtins.int
+    faces: _builtins.int
+    """Faces found so far."""
+    def __init__(
+        self,
+        *,
+        stage: Global___ClusterStage.ValueType = ...,
+        done: _builtins.int = ...,
+        total: _builtins.int = ...,
+        faces: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["done", b"done", "faces", b"faces", "stage", b"stage", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClusterProgress: _TypeAlias = ClusterProgress  # noqa: Y015
+
+@_typing.final
+class ClusteredFace(_message.Message):
+    """One face of a clustered photo."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PHOTO_INDEX_FIELD_NUMBER: _builtins.int
+    PHOTO_NAME_FIELD_NUMBER: _builtins.int
+    FACE_INDEX_FIELD_NUMBER: _builtins.int
+    BOX_FIELD_NUMBER: _builtins.int
+    QUALITY_FIELD_NUMBER: _builtins.int
+    FACE_ID_FIELD_NUMBER: _builtins.int
+    photo_index: _builtins.int
+    """Index of the photo in the stream (0-based, photos only) and its name."""
+    photo_name: _builtins.str
+    face_index: _builtins.int
+    """Position of the face in the photo's faces (as Face.index) and where it is."""
+    face_id: _builtins.str
+    """With `enroll`: the id of the enrolled face."""
+    @_builtins.property
+    def box(self) -> _face_pb2.BoundingBox: ...
+    @_builtins.property
+    def quality(self) -> _face_pb2.FaceQuality: ...
+    def __init__(
+        self,
+        *,
+        photo_index: _builtins.int = ...,
+        photo_name: _builtins.str = ...,
+        face_index: _builtins.int = ...,
+        box: _face_pb2.BoundingBox | None = ...,
+        quality: _face_pb2.FaceQuality | None = ...,
+        face_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["box", b"box", "quality", b"quality"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["box", b"box", "face_id", b"face_id", "face_index", b"face_index", "photo_index", b"photo_index", "photo_name", b"photo_name", "quality", b"quality"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClusteredFace: _TypeAlias = ClusteredFace  # noqa: Y015
+
+@_typing.final
+class FaceCluster(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FACES_FIELD_NUMBER: _builtins.int
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    person_id: _builtins.str
+    """With `enroll`: the new person."""
+    @_builtins.property
+    def faces(self) -> _containers.RepeatedCompositeFieldContainer[Global___ClusteredFace]:
+        """Largest group first; faces ordered by photo, then face."""
+
+    def __init__(
+        self,
+        *,
+        faces: _abc.Iterable[Global___ClusteredFace] | None = ...,
+        person_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["faces", b"faces", "person_id", b"person_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FaceCluster: _TypeAlias = FaceCluster  # noqa: Y015
+
+@_typing.final
+class ClusterResult(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLUSTERS_FIELD_NUMBER: _builtins.int
+    NOISE_FIELD_NUMBER: _builtins.int
+    PHOTOS_FIELD_NUMBER: _builtins.int
+    FACES_FIELD_NUMBER: _builtins.int
+    SKIPPED_FIELD_NUMBER: _builtins.int
+    THRESHOLD_FIELD_NUMBER: _builtins.int
+    MIN_FACES_FIELD_NUMBER: _builtins.int
+    photos: _builtins.int
+    faces: _builtins.int
+    threshold: _builtins.float
+    """The threshold and minimum group size applied."""
+    min_faces: _builtins.int
+    @_builtins.property
+    def clusters(self) -> _containers.RepeatedCompositeFieldContainer[Global___FaceCluster]: ...
+    @_builtins.property
+    def noise(self) -> _containers.RepeatedCompositeFieldContainer[Global___ClusteredFace]:
+        """Faces in no group (alone, or in a group smaller than min_faces)."""
+
+    @_builtins.property
+    def skipped(self) -> _containers.RepeatedCompositeFieldContainer[Global___PhotoResult]:
+        """Photos that gave no face, or could not be read: their index, name and reasons (as in enrollment)."""
+
+    def __init__(
+        self,
+        *,
+        clusters: _abc.Iterable[Global___FaceCluster] | None = ...,
+        noise: _abc.Iterable[Global___ClusteredFace] | None = ...,
+        photos: _builtins.int = ...,
+        faces: _builtins.int = ...,
+        skipped: _abc.Iterable[Global___PhotoResult] | None = ...,
+        threshold: _builtins.float = ...,
+        min_faces: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["clusters", b"clusters", "faces", b"faces", "min_faces", b"min_faces", "noise", b"noise", "photos", b"photos", "skipped", b"skipped", "threshold", b"threshold"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClusterResult: _TypeAlias = ClusterResult  # noqa: Y015
+
+@_typing.final
+class ClusterEvent(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def progress(self) -> Global___ClusterProgress: ...
+    @_builtins.property
+    def result(self) -> Global___ClusterResult:
+        """The last message of the stream."""
+
+    def __init__(
+        self,
+        *,
+        progress: Global___ClusterProgress | None = ...,
+        result: Global___ClusterResult | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "progress", b"progress", "result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "progress", b"progress", "result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["progress", "result"]  # noqa: Y015
+    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+
+Global___ClusterEvent: _TypeAlias = ClusterEvent  # noqa: Y015
+
+@_typing.final
+class ListAuditEventsRequest(_message.Message):
+    """---------------------------------------------------------------------------------------------- audit"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SINCE_FIELD_NUMBER: _builtins.int
+    COLLECTION_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    collection: _builtins.str
+    """Only this collection's events (empty: every collection of the caller's tenant)."""
+    page_size: _builtins.int
+    """1-1000; 0 means 100."""
+    page_token: _builtins.str
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """Only events at or after this time (unset: from the first)."""
+
+    def __init__(
+        self,
+        *,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        collection: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "page_size", b"page_size", "page_token", b"page_token", "since", b"since"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAuditEventsRequest: _TypeAlias = ListAuditEventsRequest  # noqa: Y015
+
+@_typing.final
+class ListAuditEventsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[_audit_pb2.AuditEvent]:
+        """Oldest first."""
+
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[_audit_pb2.AuditEvent] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAuditEventsResponse: _TypeAlias = ListAuditEventsResponse  # noqa: Y015

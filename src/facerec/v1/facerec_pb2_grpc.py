@@ -114,6 +114,31 @@ class FaceRecognitionStub:
                 request_serializer=facerec_dot_v1_dot_facerec__pb2.DeletePersonRequest.SerializeToString,
                 response_deserializer=facerec_dot_v1_dot_facerec__pb2.DeletePersonResponse.FromString,
                 _registered_method=True)
+        self.ListFaces = channel.unary_unary(
+                '/facerec.v1.FaceRecognition/ListFaces',
+                request_serializer=facerec_dot_v1_dot_facerec__pb2.ListFacesRequest.SerializeToString,
+                response_deserializer=facerec_dot_v1_dot_facerec__pb2.ListFacesResponse.FromString,
+                _registered_method=True)
+        self.DeleteFace = channel.unary_unary(
+                '/facerec.v1.FaceRecognition/DeleteFace',
+                request_serializer=facerec_dot_v1_dot_facerec__pb2.DeleteFaceRequest.SerializeToString,
+                response_deserializer=facerec_dot_v1_dot_facerec__pb2.DeleteFaceResponse.FromString,
+                _registered_method=True)
+        self.MoveFace = channel.unary_unary(
+                '/facerec.v1.FaceRecognition/MoveFace',
+                request_serializer=facerec_dot_v1_dot_facerec__pb2.MoveFaceRequest.SerializeToString,
+                response_deserializer=facerec_dot_v1_dot_facerec__pb2.MoveFaceResponse.FromString,
+                _registered_method=True)
+        self.ClusterFaces = channel.stream_stream(
+                '/facerec.v1.FaceRecognition/ClusterFaces',
+                request_serializer=facerec_dot_v1_dot_facerec__pb2.ClusterRequest.SerializeToString,
+                response_deserializer=facerec_dot_v1_dot_facerec__pb2.ClusterEvent.FromString,
+                _registered_method=True)
+        self.ListAuditEvents = channel.unary_unary(
+                '/facerec.v1.FaceRecognition/ListAuditEvents',
+                request_serializer=facerec_dot_v1_dot_facerec__pb2.ListAuditEventsRequest.SerializeToString,
+                response_deserializer=facerec_dot_v1_dot_facerec__pb2.ListAuditEventsResponse.FromString,
+                _registered_method=True)
 
 
 class FaceRecognitionServicer:
@@ -240,6 +265,48 @@ class FaceRecognitionServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListFaces(self, request, context):
+        """Faces of one person, as enrolled (id, photo name, time, quality, box; never the descriptor), ordered by face
+        id, paged. NOT_FOUND when the collection holds no face of the person.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteFace(self, request, context):
+        """Corrections: deletes one face (the person keeps their other faces). NOT_FOUND when no face has that id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MoveFace(self, request, context):
+        """Corrections: moves one face to another person (enrolled or new, who then has this face); the face keeps its
+        id and descriptor. NOT_FOUND when no face has that id; moving a face to its own person changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClusterFaces(self, request_iterator, context):
+        """Groups the faces of many photos into people who are not enrolled (yet). The client streams an optional
+        ClusterOptions first, then its photos; the server answers with progress events while it works and one
+        ClusterResult at the end. The faces are held by the registry while the call lasts (searched through it, as
+        identification is), so a call scales with the registry, not with the gateway's memory. With `enroll`, each
+        group becomes a new person of the collection. An unreadable photo or one without a face does not stop the
+        call: it is listed in the result.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAuditEvents(self, request, context):
+        """The tenant's audit record: who enrolled, changed, erased or purged what, and when, oldest first, paged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FaceRecognitionServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -322,6 +389,31 @@ def add_FaceRecognitionServicer_to_server(servicer, server):
                     servicer.DeletePerson,
                     request_deserializer=facerec_dot_v1_dot_facerec__pb2.DeletePersonRequest.FromString,
                     response_serializer=facerec_dot_v1_dot_facerec__pb2.DeletePersonResponse.SerializeToString,
+            ),
+            'ListFaces': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFaces,
+                    request_deserializer=facerec_dot_v1_dot_facerec__pb2.ListFacesRequest.FromString,
+                    response_serializer=facerec_dot_v1_dot_facerec__pb2.ListFacesResponse.SerializeToString,
+            ),
+            'DeleteFace': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteFace,
+                    request_deserializer=facerec_dot_v1_dot_facerec__pb2.DeleteFaceRequest.FromString,
+                    response_serializer=facerec_dot_v1_dot_facerec__pb2.DeleteFaceResponse.SerializeToString,
+            ),
+            'MoveFace': grpc.unary_unary_rpc_method_handler(
+                    servicer.MoveFace,
+                    request_deserializer=facerec_dot_v1_dot_facerec__pb2.MoveFaceRequest.FromString,
+                    response_serializer=facerec_dot_v1_dot_facerec__pb2.MoveFaceResponse.SerializeToString,
+            ),
+            'ClusterFaces': grpc.stream_stream_rpc_method_handler(
+                    servicer.ClusterFaces,
+                    request_deserializer=facerec_dot_v1_dot_facerec__pb2.ClusterRequest.FromString,
+                    response_serializer=facerec_dot_v1_dot_facerec__pb2.ClusterEvent.SerializeToString,
+            ),
+            'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEvents,
+                    request_deserializer=facerec_dot_v1_dot_facerec__pb2.ListAuditEventsRequest.FromString,
+                    response_serializer=facerec_dot_v1_dot_facerec__pb2.ListAuditEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -756,6 +848,141 @@ class FaceRecognition:
             '/facerec.v1.FaceRecognition/DeletePerson',
             facerec_dot_v1_dot_facerec__pb2.DeletePersonRequest.SerializeToString,
             facerec_dot_v1_dot_facerec__pb2.DeletePersonResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFaces(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facerec.v1.FaceRecognition/ListFaces',
+            facerec_dot_v1_dot_facerec__pb2.ListFacesRequest.SerializeToString,
+            facerec_dot_v1_dot_facerec__pb2.ListFacesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteFace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facerec.v1.FaceRecognition/DeleteFace',
+            facerec_dot_v1_dot_facerec__pb2.DeleteFaceRequest.SerializeToString,
+            facerec_dot_v1_dot_facerec__pb2.DeleteFaceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MoveFace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facerec.v1.FaceRecognition/MoveFace',
+            facerec_dot_v1_dot_facerec__pb2.MoveFaceRequest.SerializeToString,
+            facerec_dot_v1_dot_facerec__pb2.MoveFaceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClusterFaces(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/facerec.v1.FaceRecognition/ClusterFaces',
+            facerec_dot_v1_dot_facerec__pb2.ClusterRequest.SerializeToString,
+            facerec_dot_v1_dot_facerec__pb2.ClusterEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facerec.v1.FaceRecognition/ListAuditEvents',
+            facerec_dot_v1_dot_facerec__pb2.ListAuditEventsRequest.SerializeToString,
+            facerec_dot_v1_dot_facerec__pb2.ListAuditEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -91,6 +91,26 @@ class FaceRecognitionStub:
     UpdatePerson: _grpc.UnaryUnaryMultiCallable[_facerec_pb2.UpdatePersonRequest, _facerec_pb2.Person]
     DeletePerson: _grpc.UnaryUnaryMultiCallable[_facerec_pb2.DeletePersonRequest, _facerec_pb2.DeletePersonResponse]
     """Erasure: deletes every descriptor of the person. Afterwards no identify or listing returns them."""
+    ListFaces: _grpc.UnaryUnaryMultiCallable[_facerec_pb2.ListFacesRequest, _facerec_pb2.ListFacesResponse]
+    """Faces of one person, as enrolled (id, photo name, time, quality, box; never the descriptor), ordered by face
+    id, paged. NOT_FOUND when the collection holds no face of the person.
+    """
+    DeleteFace: _grpc.UnaryUnaryMultiCallable[_facerec_pb2.DeleteFaceRequest, _facerec_pb2.DeleteFaceResponse]
+    """Corrections: deletes one face (the person keeps their other faces). NOT_FOUND when no face has that id."""
+    MoveFace: _grpc.UnaryUnaryMultiCallable[_facerec_pb2.MoveFaceRequest, _facerec_pb2.MoveFaceResponse]
+    """Corrections: moves one face to another person (enrolled or new, who then has this face); the face keeps its
+    id and descriptor. NOT_FOUND when no face has that id; moving a face to its own person changes nothing.
+    """
+    ClusterFaces: _grpc.StreamStreamMultiCallable[_facerec_pb2.ClusterRequest, _facerec_pb2.ClusterEvent]
+    """Groups the faces of many photos into people who are not enrolled (yet). The client streams an optional
+    ClusterOptions first, then its photos; the server answers with progress events while it works and one
+    ClusterResult at the end. The faces are held by the registry while the call lasts (searched through it, as
+    identification is), so a call scales with the registry, not with the gateway's memory. With `enroll`, each
+    group becomes a new person of the collection. An unreadable photo or one without a face does not stop the
+    call: it is listed in the result.
+    """
+    ListAuditEvents: _grpc.UnaryUnaryMultiCallable[_facerec_pb2.ListAuditEventsRequest, _facerec_pb2.ListAuditEventsResponse]
+    """The tenant's audit record: who enrolled, changed, erased or purged what, and when, oldest first, paged."""
 
 @_typing.type_check_only
 class FaceRecognitionAsyncStub(FaceRecognitionStub):
@@ -142,6 +162,26 @@ class FaceRecognitionAsyncStub(FaceRecognitionStub):
     UpdatePerson: _aio.UnaryUnaryMultiCallable[_facerec_pb2.UpdatePersonRequest, _facerec_pb2.Person]  # type: ignore[assignment]
     DeletePerson: _aio.UnaryUnaryMultiCallable[_facerec_pb2.DeletePersonRequest, _facerec_pb2.DeletePersonResponse]  # type: ignore[assignment]
     """Erasure: deletes every descriptor of the person. Afterwards no identify or listing returns them."""
+    ListFaces: _aio.UnaryUnaryMultiCallable[_facerec_pb2.ListFacesRequest, _facerec_pb2.ListFacesResponse]  # type: ignore[assignment]
+    """Faces of one person, as enrolled (id, photo name, time, quality, box; never the descriptor), ordered by face
+    id, paged. NOT_FOUND when the collection holds no face of the person.
+    """
+    DeleteFace: _aio.UnaryUnaryMultiCallable[_facerec_pb2.DeleteFaceRequest, _facerec_pb2.DeleteFaceResponse]  # type: ignore[assignment]
+    """Corrections: deletes one face (the person keeps their other faces). NOT_FOUND when no face has that id."""
+    MoveFace: _aio.UnaryUnaryMultiCallable[_facerec_pb2.MoveFaceRequest, _facerec_pb2.MoveFaceResponse]  # type: ignore[assignment]
+    """Corrections: moves one face to another person (enrolled or new, who then has this face); the face keeps its
+    id and descriptor. NOT_FOUND when no face has that id; moving a face to its own person changes nothing.
+    """
+    ClusterFaces: _aio.StreamStreamMultiCallable[_facerec_pb2.ClusterRequest, _facerec_pb2.ClusterEvent]  # type: ignore[assignment]
+    """Groups the faces of many photos into people who are not enrolled (yet). The client streams an optional
+    ClusterOptions first, then its photos; the server answers with progress events while it works and one
+    ClusterResult at the end. The faces are held by the registry while the call lasts (searched through it, as
+    identification is), so a call scales with the registry, not with the gateway's memory. With `enroll`, each
+    group becomes a new person of the collection. An unreadable photo or one without a face does not stop the
+    call: it is listed in the result.
+    """
+    ListAuditEvents: _aio.UnaryUnaryMultiCallable[_facerec_pb2.ListAuditEventsRequest, _facerec_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
+    """The tenant's audit record: who enrolled, changed, erased or purged what, and when, oldest first, paged."""
 
 class FaceRecognitionServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -286,5 +326,55 @@ class FaceRecognitionServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_facerec_pb2.DeletePersonResponse, _abc.Awaitable[_facerec_pb2.DeletePersonResponse]]:
         """Erasure: deletes every descriptor of the person. Afterwards no identify or listing returns them."""
+
+    @_abc_1.abstractmethod
+    def ListFaces(
+        self,
+        request: _facerec_pb2.ListFacesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_facerec_pb2.ListFacesResponse, _abc.Awaitable[_facerec_pb2.ListFacesResponse]]:
+        """Faces of one person, as enrolled (id, photo name, time, quality, box; never the descriptor), ordered by face
+        id, paged. NOT_FOUND when the collection holds no face of the person.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteFace(
+        self,
+        request: _facerec_pb2.DeleteFaceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_facerec_pb2.DeleteFaceResponse, _abc.Awaitable[_facerec_pb2.DeleteFaceResponse]]:
+        """Corrections: deletes one face (the person keeps their other faces). NOT_FOUND when no face has that id."""
+
+    @_abc_1.abstractmethod
+    def MoveFace(
+        self,
+        request: _facerec_pb2.MoveFaceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_facerec_pb2.MoveFaceResponse, _abc.Awaitable[_facerec_pb2.MoveFaceResponse]]:
+        """Corrections: moves one face to another person (enrolled or new, who then has this face); the face keeps its
+        id and descriptor. NOT_FOUND when no face has that id; moving a face to its own person changes nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def ClusterFaces(
+        self,
+        request_iterator: _MaybeAsyncIterator[_facerec_pb2.ClusterRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_facerec_pb2.ClusterEvent], _abc.AsyncIterator[_facerec_pb2.ClusterEvent]]:
+        """Groups the faces of many photos into people who are not enrolled (yet). The client streams an optional
+        ClusterOptions first, then its photos; the server answers with progress events while it works and one
+        ClusterResult at the end. The faces are held by the registry while the call lasts (searched through it, as
+        identification is), so a call scales with the registry, not with the gateway's memory. With `enroll`, each
+        group becomes a new person of the collection. An unreadable photo or one without a face does not stop the
+        call: it is listed in the result.
+        """
+
+    @_abc_1.abstractmethod
+    def ListAuditEvents(
+        self,
+        request: _facerec_pb2.ListAuditEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_facerec_pb2.ListAuditEventsResponse, _abc.Awaitable[_facerec_pb2.ListAuditEventsResponse]]:
+        """The tenant's audit record: who enrolled, changed, erased or purged what, and when, oldest first, paged."""
 
 def add_FaceRecognitionServicer_to_server(servicer: FaceRecognitionServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -10,6 +10,7 @@ retried upsert stores each face once. A write is acknowledged only once it is du
 """
 
 from collections import abc as _abc
+from facerec.v1 import audit_pb2 as _audit_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
@@ -27,6 +28,12 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class Collection(_message.Message):
+    """Audit: every write RPC (collection create/update/delete, upsert, face delete/move, person update/delete) and
+    every retention purge appends an event to its tenant's record before the call returns. The caller names
+    itself in the metadata `x-facerec-actor` (the gateway sends "key:<fingerprint>" of its caller's API key) and the
+    request in `x-request-id`. Transient collections are not audited.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
@@ -39,6 +46,8 @@ class Collection(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     TARGET_FPIR_FIELD_NUMBER: _builtins.int
     MIN_MARGIN_FIELD_NUMBER: _builtins.int
+    RETENTION_SECONDS_FIELD_NUMBER: _builtins.int
+    TRANSIENT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Unique name: 1-82 characters of [A-Za-z0-9_-], starting with a letter or digit (the gateway's
     `<tenant>__<collection>`: a tenant of up to 32 characters, `__`, a collection of up to 48; see facerec.limits).
@@ -59,6 +68,14 @@ class Collection(_message.Message):
     rate (0: fixed threshold) and minimum margin (0: none).
     """
     min_margin: _builtins.float
+    retention_seconds: _builtins.int
+    """Seconds a person's faces are kept after their newest enrollment; the registry purges older ones itself
+    (FACEREC_REGISTRY_RETENTION_INTERVAL_S). 0: no limit.
+    """
+    transient: _builtins.bool
+    """A working collection (e.g. a clustering call's): not audited, left out of listings, and deleted when the
+    registry starts (so a crash leaves none behind).
+    """
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -74,10 +91,12 @@ class Collection(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         target_fpir: _builtins.float = ...,
         min_margin: _builtins.float = ...,
+        retention_seconds: _builtins.int = ...,
+        transient: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "default_threshold", b"default_threshold", "dimension", b"dimension", "face_count", b"face_count", "min_margin", b"min_margin", "model_id", b"model_id", "name", b"name", "person_count", b"person_count", "target_fpir", b"target_fpir", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "default_threshold", b"default_threshold", "dimension", b"dimension", "face_count", b"face_count", "min_margin", b"min_margin", "model_id", b"model_id", "name", b"name", "person_count", b"person_count", "retention_seconds", b"retention_seconds", "target_fpir", b"target_fpir", "tenant", b"tenant", "transient", b"transient"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -94,6 +113,8 @@ class CreateCollectionRequest(_message.Message):
     TENANT_FIELD_NUMBER: _builtins.int
     TARGET_FPIR_FIELD_NUMBER: _builtins.int
     MIN_MARGIN_FIELD_NUMBER: _builtins.int
+    RETENTION_SECONDS_FIELD_NUMBER: _builtins.int
+    TRANSIENT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     model_id: _builtins.str
     dimension: _builtins.int
@@ -101,6 +122,8 @@ class CreateCollectionRequest(_message.Message):
     tenant: _builtins.str
     target_fpir: _builtins.float
     min_margin: _builtins.float
+    retention_seconds: _builtins.int
+    transient: _builtins.bool
     def __init__(
         self,
         *,
@@ -111,10 +134,12 @@ class CreateCollectionRequest(_message.Message):
         tenant: _builtins.str = ...,
         target_fpir: _builtins.float = ...,
         min_margin: _builtins.float = ...,
+        retention_seconds: _builtins.int = ...,
+        transient: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_threshold", b"default_threshold", "dimension", b"dimension", "min_margin", b"min_margin", "model_id", b"model_id", "name", b"name", "target_fpir", b"target_fpir", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_threshold", b"default_threshold", "dimension", b"dimension", "min_margin", b"min_margin", "model_id", b"model_id", "name", b"name", "retention_seconds", b"retention_seconds", "target_fpir", b"target_fpir", "tenant", b"tenant", "transient", b"transient"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -128,11 +153,13 @@ class UpdateCollectionRequest(_message.Message):
     DEFAULT_THRESHOLD_FIELD_NUMBER: _builtins.int
     TARGET_FPIR_FIELD_NUMBER: _builtins.int
     MIN_MARGIN_FIELD_NUMBER: _builtins.int
+    RETENTION_SECONDS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     default_threshold: _builtins.float
     """Each field given replaces the stored value."""
     target_fpir: _builtins.float
     min_margin: _builtins.float
+    retention_seconds: _builtins.int
     def __init__(
         self,
         *,
@@ -140,21 +167,26 @@ class UpdateCollectionRequest(_message.Message):
         default_threshold: _builtins.float | None = ...,
         target_fpir: _builtins.float | None = ...,
         min_margin: _builtins.float | None = ...,
+        retention_seconds: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_default_threshold", b"_default_threshold", "_min_margin", b"_min_margin", "_target_fpir", b"_target_fpir", "default_threshold", b"default_threshold", "min_margin", b"min_margin", "target_fpir", b"target_fpir"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_default_threshold", b"_default_threshold", "_min_margin", b"_min_margin", "_retention_seconds", b"_retention_seconds", "_target_fpir", b"_target_fpir", "default_threshold", b"default_threshold", "min_margin", b"min_margin", "retention_seconds", b"retention_seconds", "target_fpir", b"target_fpir"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_default_threshold", b"_default_threshold", "_min_margin", b"_min_margin", "_target_fpir", b"_target_fpir", "default_threshold", b"default_threshold", "min_margin", b"min_margin", "name", b"name", "target_fpir", b"target_fpir"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_default_threshold", b"_default_threshold", "_min_margin", b"_min_margin", "_retention_seconds", b"_retention_seconds", "_target_fpir", b"_target_fpir", "default_threshold", b"default_threshold", "min_margin", b"min_margin", "name", b"name", "retention_seconds", b"retention_seconds", "target_fpir", b"target_fpir"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__default_threshold: _TypeAlias = _typing.Literal["default_threshold"]  # noqa: Y015
     _WhichOneofArgType__default_threshold: _TypeAlias = _typing.Literal["_default_threshold", b"_default_threshold"]  # noqa: Y015
     _WhichOneofReturnType__min_margin: _TypeAlias = _typing.Literal["min_margin"]  # noqa: Y015
     _WhichOneofArgType__min_margin: _TypeAlias = _typing.Literal["_min_margin", b"_min_margin"]  # noqa: Y015
+    _WhichOneofReturnType__retention_seconds: _TypeAlias = _typing.Literal["retention_seconds"]  # noqa: Y015
+    _WhichOneofArgType__retention_seconds: _TypeAlias = _typing.Literal["_retention_seconds", b"_retention_seconds"]  # noqa: Y015
     _WhichOneofReturnType__target_fpir: _TypeAlias = _typing.Literal["target_fpir"]  # noqa: Y015
     _WhichOneofArgType__target_fpir: _TypeAlias = _typing.Literal["_target_fpir", b"_target_fpir"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__default_threshold) -> _WhichOneofReturnType__default_threshold | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__min_margin) -> _WhichOneofReturnType__min_margin | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__retention_seconds) -> _WhichOneofReturnType__retention_seconds | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__target_fpir) -> _WhichOneofReturnType__target_fpir | None: ...
 
@@ -680,16 +712,20 @@ class DeleteFaceResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     DELETED_FIELD_NUMBER: _builtins.int
+    PERSON_ID_FIELD_NUMBER: _builtins.int
     deleted: _builtins.bool
     """False when no face had that id."""
+    person_id: _builtins.str
+    """The person the face belonged to (when deleted)."""
     def __init__(
         self,
         *,
         deleted: _builtins.bool = ...,
+        person_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["deleted", b"deleted"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deleted", b"deleted", "person_id", b"person_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -965,3 +1001,113 @@ class CountResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CountResponse: _TypeAlias = CountResponse  # noqa: Y015
+
+@_typing.final
+class MoveFaceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLLECTION_FIELD_NUMBER: _builtins.int
+    FACE_ID_FIELD_NUMBER: _builtins.int
+    TO_PERSON_ID_FIELD_NUMBER: _builtins.int
+    collection: _builtins.str
+    face_id: _builtins.str
+    to_person_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        collection: _builtins.str = ...,
+        face_id: _builtins.str = ...,
+        to_person_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "face_id", b"face_id", "to_person_id", b"to_person_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MoveFaceRequest: _TypeAlias = MoveFaceRequest  # noqa: Y015
+
+@_typing.final
+class MoveFaceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FACE_FIELD_NUMBER: _builtins.int
+    FROM_PERSON_ID_FIELD_NUMBER: _builtins.int
+    from_person_id: _builtins.str
+    @_builtins.property
+    def face(self) -> Global___FaceRecord:
+        """The face as stored now (without its descriptor)."""
+
+    def __init__(
+        self,
+        *,
+        face: Global___FaceRecord | None = ...,
+        from_person_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["face", b"face"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["face", b"face", "from_person_id", b"from_person_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MoveFaceResponse: _TypeAlias = MoveFaceResponse  # noqa: Y015
+
+@_typing.final
+class ListAuditEventsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    COLLECTION_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    """The tenant whose record is read (empty: the events of collections without a tenant)."""
+    collection: _builtins.str
+    """Only this (stored) collection's events; empty: all."""
+    page_size: _builtins.int
+    """1-1000; 0 means 100."""
+    page_token: _builtins.str
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """Only events at or after this time."""
+
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        collection: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "page_size", b"page_size", "page_token", b"page_token", "since", b"since", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAuditEventsRequest: _TypeAlias = ListAuditEventsRequest  # noqa: Y015
+
+@_typing.final
+class ListAuditEventsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[_audit_pb2.AuditEvent]: ...
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[_audit_pb2.AuditEvent] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAuditEventsResponse: _TypeAlias = ListAuditEventsResponse  # noqa: Y015

@@ -104,6 +104,16 @@ class RegistryStub:
                 request_serializer=facerec_dot_registry_dot_v1_dot_registry__pb2.CountRequest.SerializeToString,
                 response_deserializer=facerec_dot_registry_dot_v1_dot_registry__pb2.CountResponse.FromString,
                 _registered_method=True)
+        self.MoveFace = channel.unary_unary(
+                '/facerec.registry.v1.Registry/MoveFace',
+                request_serializer=facerec_dot_registry_dot_v1_dot_registry__pb2.MoveFaceRequest.SerializeToString,
+                response_deserializer=facerec_dot_registry_dot_v1_dot_registry__pb2.MoveFaceResponse.FromString,
+                _registered_method=True)
+        self.ListAuditEvents = channel.unary_unary(
+                '/facerec.registry.v1.Registry/ListAuditEvents',
+                request_serializer=facerec_dot_registry_dot_v1_dot_registry__pb2.ListAuditEventsRequest.SerializeToString,
+                response_deserializer=facerec_dot_registry_dot_v1_dot_registry__pb2.ListAuditEventsResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServicer:
@@ -211,6 +221,21 @@ class RegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MoveFace(self, request, context):
+        """Moves one face to another person (the face keeps its id and descriptor, and takes the new person's
+        attributes). NOT_FOUND when no face has that id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAuditEvents(self, request, context):
+        """The audit record of one tenant (every collection's changes), oldest first, paged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -283,6 +308,16 @@ def add_RegistryServicer_to_server(servicer, server):
                     servicer.Count,
                     request_deserializer=facerec_dot_registry_dot_v1_dot_registry__pb2.CountRequest.FromString,
                     response_serializer=facerec_dot_registry_dot_v1_dot_registry__pb2.CountResponse.SerializeToString,
+            ),
+            'MoveFace': grpc.unary_unary_rpc_method_handler(
+                    servicer.MoveFace,
+                    request_deserializer=facerec_dot_registry_dot_v1_dot_registry__pb2.MoveFaceRequest.FromString,
+                    response_serializer=facerec_dot_registry_dot_v1_dot_registry__pb2.MoveFaceResponse.SerializeToString,
+            ),
+            'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEvents,
+                    request_deserializer=facerec_dot_registry_dot_v1_dot_registry__pb2.ListAuditEventsRequest.FromString,
+                    response_serializer=facerec_dot_registry_dot_v1_dot_registry__pb2.ListAuditEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -663,6 +698,60 @@ class Registry:
             '/facerec.registry.v1.Registry/Count',
             facerec_dot_registry_dot_v1_dot_registry__pb2.CountRequest.SerializeToString,
             facerec_dot_registry_dot_v1_dot_registry__pb2.CountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MoveFace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facerec.registry.v1.Registry/MoveFace',
+            facerec_dot_registry_dot_v1_dot_registry__pb2.MoveFaceRequest.SerializeToString,
+            facerec_dot_registry_dot_v1_dot_registry__pb2.MoveFaceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facerec.registry.v1.Registry/ListAuditEvents',
+            facerec_dot_registry_dot_v1_dot_registry__pb2.ListAuditEventsRequest.SerializeToString,
+            facerec_dot_registry_dot_v1_dot_registry__pb2.ListAuditEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

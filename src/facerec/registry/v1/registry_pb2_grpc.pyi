@@ -73,6 +73,12 @@ class RegistryStub:
     """Erasure: deletes every face of a person. Afterwards no search or listing returns them."""
     Count: _grpc.UnaryUnaryMultiCallable[_registry_pb2.CountRequest, _registry_pb2.CountResponse]
     """Number of faces and people in a collection."""
+    MoveFace: _grpc.UnaryUnaryMultiCallable[_registry_pb2.MoveFaceRequest, _registry_pb2.MoveFaceResponse]
+    """Moves one face to another person (the face keeps its id and descriptor, and takes the new person's
+    attributes). NOT_FOUND when no face has that id.
+    """
+    ListAuditEvents: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ListAuditEventsRequest, _registry_pb2.ListAuditEventsResponse]
+    """The audit record of one tenant (every collection's changes), oldest first, paged."""
 
 @_typing.type_check_only
 class RegistryAsyncStub(RegistryStub):
@@ -113,6 +119,12 @@ class RegistryAsyncStub(RegistryStub):
     """Erasure: deletes every face of a person. Afterwards no search or listing returns them."""
     Count: _aio.UnaryUnaryMultiCallable[_registry_pb2.CountRequest, _registry_pb2.CountResponse]  # type: ignore[assignment]
     """Number of faces and people in a collection."""
+    MoveFace: _aio.UnaryUnaryMultiCallable[_registry_pb2.MoveFaceRequest, _registry_pb2.MoveFaceResponse]  # type: ignore[assignment]
+    """Moves one face to another person (the face keeps its id and descriptor, and takes the new person's
+    attributes). NOT_FOUND when no face has that id.
+    """
+    ListAuditEvents: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListAuditEventsRequest, _registry_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
+    """The audit record of one tenant (every collection's changes), oldest first, paged."""
 
 class RegistryServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -234,5 +246,23 @@ class RegistryServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.CountResponse, _abc.Awaitable[_registry_pb2.CountResponse]]:
         """Number of faces and people in a collection."""
+
+    @_abc_1.abstractmethod
+    def MoveFace(
+        self,
+        request: _registry_pb2.MoveFaceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.MoveFaceResponse, _abc.Awaitable[_registry_pb2.MoveFaceResponse]]:
+        """Moves one face to another person (the face keeps its id and descriptor, and takes the new person's
+        attributes). NOT_FOUND when no face has that id.
+        """
+
+    @_abc_1.abstractmethod
+    def ListAuditEvents(
+        self,
+        request: _registry_pb2.ListAuditEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.ListAuditEventsResponse, _abc.Awaitable[_registry_pb2.ListAuditEventsResponse]]:
+        """The audit record of one tenant (every collection's changes), oldest first, paged."""
 
 def add_RegistryServicer_to_server(servicer: RegistryServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
