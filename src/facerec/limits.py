@@ -105,6 +105,11 @@ MAX_MIN_MARGIN = 1.0
 MAX_TARGET_FMR = 0.5
 DEFAULT_TARGET_FMR = 0.001
 
+# --- retention --------------------------------------------------------------------------------------------
+
+# A collection's retention period (seconds after a person's newest enrollment): 0 is none; at most 100 years.
+MAX_RETENTION_SECONDS = 100 * 365 * 24 * 3600
+
 
 def quoted(value: str, prefix: int = ECHO_PREFIX_LENGTH) -> str:
     """``value`` quoted for a message: whole when it has at most ``prefix`` characters, else its first ``prefix``
@@ -338,3 +343,12 @@ def target_fmr_or_default(target_fmr: float) -> float:
             f"(0 means {DEFAULT_TARGET_FMR:g})"
         )
     return target_fmr
+
+
+def check_retention_seconds(seconds: int) -> int:
+    """A retention period when it is 0 (none) or 1 s to 100 years."""
+    if not 0 <= seconds <= MAX_RETENTION_SECONDS:
+        raise ValueError(
+            f"retention_seconds {seconds} is out of range: 0 (no limit) or 1-{MAX_RETENTION_SECONDS} (100 years)"
+        )
+    return seconds

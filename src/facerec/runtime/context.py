@@ -1,4 +1,4 @@
-"""Per-request context carried across awaits: the request id."""
+"""Per-request context carried across awaits: the request id, and who the request acts for (the actor)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,12 @@ from contextvars import ContextVar
 REQUEST_ID_HEADER = "x-request-id"
 
 request_id: ContextVar[str] = ContextVar("facerec_request_id", default="")
+
+# Who a call acts for, forwarded to the services it calls and written in the audit record: the gateway sets
+# "key:<fingerprint>" of its caller's API key (facerec.api_keys.key_fingerprint); at most 128 printable ASCII.
+ACTOR_HEADER = "x-facerec-actor"
+
+actor: ContextVar[str] = ContextVar("facerec_actor", default="")
 
 
 def new_request_id() -> str:
