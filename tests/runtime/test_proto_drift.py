@@ -41,14 +41,17 @@ def test_every_public_operation_is_in_the_contract() -> None:
     assert set(public) == {
         "CreateCollection", "GetCollection", "ListCollections", "UpdateCollection", "DeleteCollection",
         "CalibrateCollection", "Enroll", "BulkEnroll", "Identify", "IdentifyStream", "Verify", "Detect",
-        "GetPerson", "ListPeople", "UpdatePerson", "DeletePerson",
+        "GetPerson", "ListPeople", "UpdatePerson", "DeletePerson", "ListFaces", "DeleteFace", "MoveFace",
+        "ClusterFaces", "ListAuditEvents",
     }  # fmt: skip
     assert public["BulkEnroll"].client_streaming and not public["BulkEnroll"].server_streaming
     assert public["IdentifyStream"].client_streaming and public["IdentifyStream"].server_streaming
+    assert public["ClusterFaces"].client_streaming and public["ClusterFaces"].server_streaming
     embedder = embedder_pb2.DESCRIPTOR.services_by_name["Embedder"].methods_by_name
     assert {"EmbedPhoto", "EmbedChips"} <= set(embedder)
     registry = registry_pb2.DESCRIPTOR.services_by_name["Registry"].methods_by_name
     assert set(registry) >= {
         "CreateCollection", "GetCollection", "ListCollections", "DeleteCollection", "UpsertFaces", "Search",
         "DeleteFace", "DeletePerson", "GetPerson", "ListPeople", "Count", "UpdateCollection", "ListFaces",
+        "MoveFace", "ListAuditEvents",
     }  # fmt: skip

@@ -87,7 +87,9 @@ class AuditEvent(_message.Message):
     collection: _builtins.str
     """The collection (the caller's name for it in the public API, the stored name in the registry's)."""
     person_id: _builtins.str
-    """The person concerned (empty for collection changes)."""
+    """The person concerned (empty for collection changes); for AUDIT_FACE_MOVE the person the face was moved from
+    (`detail` names the one it was moved to).
+    """
     face_id: _builtins.str
     """The face concerned, for a change of one face."""
     faces: _builtins.int
