@@ -8,7 +8,12 @@ platform, inputs, outputs, max_batch_size, dynamic batching and its bounded queu
 (instance groups) and the GPU-only optimisations are replaced. Triton selects it with
 ``--model-config-name=cpu_onnx``.
 
-    python deploy/triton/cpu_config.py PRODUCTION_CONFIG OUTPUT [--instances N]
+The threads are fitted to the Triton container's CPU limit: ONNX Runtime's default (0) starts one intra-op thread
+per core of the *machine*, so every instance of a pod limited to 4 CPUs on a 64-core node would run 64 threads
+and the pod would spend its quota being throttled. Here the instances share the limit: each gets
+``cpu_limit / instances`` intra-op threads and one inter-op thread (the graph runs its nodes in sequence).
+
+    python deploy/triton/cpu_config.py PRODUCTION_CONFIG OUTPUT --cpu-limit CPUS [--instances N]
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 CPU_CONFIG_NAME = "cpu_onnx"
+# The ONNX Runtime backend's model-config parameters for its thread pools (per instance).
+INTRA_OP_THREADS = "intra_op_thread_count"
+INTER_OP_THREADS = "inter_op_thread_count"
 
 
 def parse_config(text: str) -> model_config_pb2.ModelConfig:
@@ -27,10 +35,18 @@ def parse_config(text: str) -> model_config_pb2.ModelConfig:
     return text_format.Parse(text, model_config_pb2.ModelConfig())
 
 
-def cpu_config(production: model_config_pb2.ModelConfig, instances: int = 1) -> model_config_pb2.ModelConfig:
-    """The production config with ``instances`` CPU instances and no GPU-only optimisation."""
+def cpu_config(
+    production: model_config_pb2.ModelConfig, *, cpu_limit: int, instances: int = 1
+) -> model_config_pb2.ModelConfig:
+    """The production config with ``instances`` CPU instances sharing ``cpu_limit`` CPUs, without GPU-only
+    optimisation."""
     if instances < 1:
         raise ValueError(f"instances must be at least 1, got {instances}")
+    if cpu_limit < instances or cpu_limit % instances:
+        raise ValueError(
+            f"the CPU limit ({cpu_limit}) must be a multiple of the instances ({instances}): each instance gets "
+            "the same whole number of threads"
+        )
     derived = model_config_pb2.ModelConfig()
     derived.CopyFrom(production)
     del derived.instance_group[:]
@@ -44,7 +60,20 @@ def cpu_config(production: model_config_pb2.ModelConfig, instances: int = 1) -> 
         derived.optimization.ClearField("execution_accelerators")
     if not derived.optimization.ListFields():
         derived.ClearField("optimization")
+    derived.parameters[INTRA_OP_THREADS].string_value = str(cpu_limit // instances)
+    derived.parameters[INTER_OP_THREADS].string_value = "1"
     return derived
+
+
+def threads(config: model_config_pb2.ModelConfig) -> int:
+    """The CPU threads a derived config runs: intra-op threads of each instance times the CPU instances."""
+    per_instance = int(config.parameters[INTRA_OP_THREADS].string_value)
+    instances = int(
+        sum(
+            group.count for group in config.instance_group if group.kind == model_config_pb2.ModelInstanceGroup.KIND_CPU
+        )
+    )
+    return per_instance * instances
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,9 +81,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("production", type=Path, help="the production config.pbtxt")
     parser.add_argument("output", type=Path, help=f"where to write configs/{CPU_CONFIG_NAME}.pbtxt")
-    parser.add_argument("--instances", type=int, default=1, help="CPU model instances (default 1)")
+    parser.add_argument("--cpu-limit", type=int, required=True, help="CPU limit of the Triton container (whole CPUs)")
+    parser.add_argument("--instances", type=int, default=1, help="CPU model instances sharing it (default 1)")
     args = parser.parse_args(argv)
-    derived = cpu_config(parse_config(args.production.read_text()), args.instances)
+    try:
+        derived = cpu_config(
+            parse_config(args.production.read_text()), cpu_limit=args.cpu_limit, instances=args.instances
+        )
+    except ValueError as error:
+        parser.error(str(error))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     header = f"# Generated from {args.production.name} by deploy/triton/cpu_config.py: do not edit.\n"
     args.output.write_text(header + text_format.MessageToString(derived))

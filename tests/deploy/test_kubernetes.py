@@ -7,35 +7,37 @@ from typing import Any
 
 import pytest
 
-from .support import K8S, Manifest, load_yaml, named, of_kind, pod_spec
+from .support import (
+    FACEREC_SERVICES,
+    K8S,
+    Manifest,
+    containers,
+    load_yaml,
+    main_container,
+    named,
+    of_kind,
+    pod_spec,
+    read_env_file,
+    settings,
+)
 
-# The oldest Kubernetes release the manifests target (native gRPC probes are GA since 1.27); the schemas
-# of kubernetes-validate for it are checked strictly (unknown fields are errors).
+# The oldest Kubernetes release the manifests are validated for (the preStop sleep action is beta, on by
+# default, since 1.30); the schemas of kubernetes-validate for it are checked strictly (unknown fields are errors).
 KUBERNETES_VERSION = "1.31"
-FACEREC_SERVICES = {"gateway": 50051, "embedder": 50052, "registry": 50053}
+# Objects of custom resource definitions, which kubernetes-validate does not know: test_monitoring.py
+# validates them against their own schemas.
+CUSTOM_API_GROUPS = ("monitoring.coreos.com/",)
+PARAMETERS = read_env_file(K8S / "base" / "parameters.env")
 
 kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is not installed")
 
 
-def containers(workload: Manifest) -> list[dict[str, Any]]:
-    """Every container of a workload's pods, init containers included."""
-    spec = pod_spec(workload)
-    return [*spec.get("initContainers", []), *spec["containers"]]
-
-
-def settings(manifests: list[Manifest], service: str) -> dict[str, str]:
-    """The environment a service's ConfigMap (from its settings.env) gives it."""
-    maps = [m for m in of_kind(manifests, "ConfigMap") if m["metadata"]["name"].startswith(f"{service}-settings")]
-    assert len(maps) == 1, f"expected one ConfigMap {service}-settings-*"
-    data: dict[str, str] = maps[0]["data"]
-    return data
-
-
-def test_every_rendered_object_validates_against_the_kubernetes_schemas(overlay):
-    name, manifests = overlay
-    for manifest in manifests:
+def test_every_rendered_object_validates_against_the_kubernetes_schemas(rendering):
+    name, manifests = rendering
+    builtin = [m for m in manifests if not m["apiVersion"].startswith(CUSTOM_API_GROUPS)]
+    for manifest in builtin:
         kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
-    assert len(manifests) > 20, f"overlays/{name} rendered only {len(manifests)} objects"
+    assert len(builtin) > 20, f"{name} rendered only {len(builtin)} objects"
 
 
 def test_the_schema_check_rejects_an_unknown_field(cpu_manifests):
@@ -45,8 +47,8 @@ def test_the_schema_check_rejects_an_unknown_field(cpu_manifests):
         kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
 
 
-def test_everything_lands_in_the_facerec_namespace(overlay):
-    _, manifests = overlay
+def test_everything_lands_in_the_facerec_namespace(rendering):
+    _, manifests = rendering
     namespaced = [m for m in manifests if m["kind"] != "Namespace"]
     assert {m["metadata"].get("namespace") for m in namespaced} == {"facerec"}
 
@@ -135,8 +137,8 @@ def test_network_policies_admit_outside_traffic_to_the_gateway_only(overlay):
         ("registry", {"gateway"}),
     ],
 )
-def test_internal_services_admit_only_their_callers_and_monitoring(overlay, target, callers):
-    _, manifests = overlay
+def test_internal_services_admit_only_their_callers_and_monitoring(rendering, target, callers):
+    _, manifests = rendering
     admitted: set[str] = set()
     for policy in of_kind(manifests, "NetworkPolicy"):
         selector = policy["spec"]["podSelector"]
@@ -150,7 +152,8 @@ def test_internal_services_admit_only_their_callers_and_monitoring(overlay, targ
             assert not admits_outside_traffic(rule), f"{policy['metadata']['name']} opens {target} to the world"
             for peer in rule["from"]:
                 if "namespaceSelector" in peer:
-                    assert peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+                    monitoring = PARAMETERS["MONITORING_NAMESPACE"]
+                    assert peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": monitoring}}
                 else:
                     admitted.add(peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"])
     assert admitted == callers
@@ -183,13 +186,28 @@ def test_every_container_has_cpu_and_memory_requests_and_limits(overlay):
 
 
 @pytest.mark.parametrize(("service", "port"), FACEREC_SERVICES.items())
-def test_facerec_services_are_probed_through_grpc_health(cpu_manifests, service, port):
-    container = named(cpu_manifests, "Deployment", service)["spec"]["template"]["spec"]["containers"][0]
+def test_plaintext_ports_are_probed_through_grpc_health_and_tls_ports_by_tcp(rendering, service, port):
+    _, manifests = rendering
+    container = main_container(named(manifests, "Deployment", service))
+    assert {"name": "grpc", "containerPort": port, "protocol": "TCP"} in container["ports"]
+    probes = ("startupProbe", "readinessProbe", "livenessProbe")
+    if f"FACEREC_{service.upper()}_TLS_CERT_FILE" in settings(manifests, service):
+        # The kubelet's gRPC probes speak plaintext only: on a TLS port they would never succeed.
+        for probe in probes:
+            assert set(container[probe]) - {"periodSeconds", "timeoutSeconds", "failureThreshold"} == {"tcpSocket"}
+            assert container[probe]["tcpSocket"] == {"port": "grpc"}, f"{service} {probe}"
+        return
     # Readiness follows the dependencies; startup and liveness only the process (the `liveness` health name).
     assert container["readinessProbe"]["grpc"] == {"port": port}, service
     for probe in ("startupProbe", "livenessProbe"):
         assert container[probe]["grpc"] == {"port": port, "service": "liveness"}, f"{service} {probe}"
-    assert {"name": "grpc", "containerPort": port, "protocol": "TCP"} in container["ports"]
+
+
+def test_the_gateway_serves_tls_and_the_internal_services_plaintext_without_the_mtls_component(overlay):
+    _, manifests = overlay
+    assert "FACEREC_GATEWAY_TLS_CERT_FILE" in settings(manifests, "gateway")
+    for service in ("embedder", "registry"):
+        assert not [name for name in settings(manifests, service) if "_TLS_" in name], service
 
 
 def test_triton_is_probed_on_its_ready_endpoint_with_memory_backed_shared_memory(overlay):
@@ -264,7 +282,7 @@ def test_configured_addresses_point_at_the_services(cpu_manifests):
         settings(cpu_manifests, "embedder")["FACEREC_EMBEDDER_TRITON_URL"],
     ]
     for address in addresses:
-        host, port = address.rsplit(":", 1)
+        host, port = address.removeprefix("dns:///").rsplit(":", 1)
         assert (host, int(port)) in ports, address
 
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
-import yaml
 
-from .support import K8S, REPO, load_yaml, named
+from .support import K8S, load_yaml
 
 VALUES_FILE = K8S / "qdrant" / "values.yaml"
 
@@ -75,13 +73,3 @@ def test_qdrant_has_resources_persistent_storage_and_a_disruption_budget(values)
 def test_qdrant_stays_inside_the_cluster(values):
     assert values["service"]["type"] == "ClusterIP"
     assert values.get("ingress", {}).get("enabled", False) is False
-
-
-def test_the_prometheus_adapter_rule_in_the_docs_serves_the_metric_triton_scales_on(cpu_manifests):
-    text = (REPO / "docs" / "deploy.md").read_text()
-    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.DOTALL) if "seriesQuery" in b]
-    (rule,) = yaml.safe_load(block)
-    (metric,) = named(cpu_manifests, "HorizontalPodAutoscaler", "triton")["spec"]["metrics"]
-    assert rule["name"]["as"] == metric["pods"]["metric"]["name"]
-    assert rule["seriesQuery"].startswith("nv_inference_queue_duration_us")
-    assert rule["resources"]["overrides"]["pod"] == {"resource": "pod"}

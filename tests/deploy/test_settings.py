@@ -64,6 +64,16 @@ def test_every_variable_the_deployments_set_is_a_setting_of_the_service(service)
 
 
 @pytest.mark.parametrize("service", SETTINGS)
+def test_every_variable_the_mtls_component_sets_is_a_setting_the_service_accepts(service, monkeypatch):
+    component = read_env_file(K8S / "components" / "mtls" / f"{service}.env")
+    assert component
+    assert set(component) <= variables(SETTINGS[service]), sorted(set(component) - variables(SETTINGS[service]))
+    for name, value in {**kubernetes_environment(service), **component}.items():
+        monkeypatch.setenv(name, value)
+    SETTINGS[service]()
+
+
+@pytest.mark.parametrize("service", SETTINGS)
 @pytest.mark.parametrize("where", ["kubernetes", "compose"])
 def test_the_services_accept_the_deployed_settings(service, where, monkeypatch):
     environment = kubernetes_environment(service) if where == "kubernetes" else compose_environment(service)
