@@ -12,8 +12,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from facerec.runtime.net import free_port
 from facerec.runtime.server import ServiceRunner
 from facerec.sdk import AsyncClient, DeadlineExceeded, NotFound, PermissionDenied, Unauthenticated, Unavailable
-from facerec_gateway.app import GatewayApp
-from tests.fixtures.stack import ALPHA_KEY, Stack, gateway_settings
+from facerec_gateway.app import EMBEDDER_SERVICE, GatewayApp
+from tests.fixtures.stack import ALPHA_KEY, Stack, gateway_settings, wait_serving
 
 
 @pytest.fixture
@@ -77,8 +77,11 @@ async def test_dependency_down_is_unavailable_naming_it_within_the_deadline(stac
     await gateway.start()
     try:
         async with grpc.aio.insecure_channel(gateway.address) as channel:
-            health = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
-            assert health.status == health_pb2.HealthCheckResponse.NOT_SERVING
+            # The gateway itself can serve (calls that need only the registry); the embedder is reported down.
+            await wait_serving(gateway.address, timeout_s=5)
+            stub = health_pb2_grpc.HealthStub(channel)
+            embedder = await stub.Check(health_pb2.HealthCheckRequest(service=EMBEDDER_SERVICE), timeout=5)
+            assert embedder.status == health_pb2.HealthCheckResponse.NOT_SERVING
         async with AsyncClient(gateway.address, ALPHA_KEY, timeout=5) as client:
             started = time.monotonic()
             with pytest.raises(Unavailable) as raised:

@@ -28,6 +28,9 @@ class ProbeServicer(embedder_pb2_grpc.EmbedderServicer):
     async def GetModel(self, request: embedder_pb2.GetModelRequest, context: Any) -> embedder_pb2.ModelInfo:
         """Answers with the request id it saw; forwards to `app.forward_to` first when set."""
         self.app.seen_request_ids.append(request_id.get())
+        if self.app.unavailable_calls > 0:
+            self.app.unavailable_calls -= 1
+            raise errors.Unavailable("the probe's own dependency is down")
         if self.app.raise_error is not None:
             raise self.app.raise_error
         if self.app.forward_to:
@@ -54,6 +57,8 @@ class ProbeApp:
         self.is_ready = False
         self.seen_request_ids: list[str] = []
         self.raise_error: Exception | None = None
+        # This many calls are answered UNAVAILABLE by the service itself (as an embedder whose Triton is down).
+        self.unavailable_calls = 0
         self.forward_to = ""
         self.closed = False
 

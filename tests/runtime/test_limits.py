@@ -366,3 +366,17 @@ def test_a_service_config_is_valid_json_for_grpc() -> None:
 def test_policies_grpc_would_refuse_are_refused(arguments: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         RetryPolicy(**arguments)  # type: ignore[arg-type]
+
+
+def test_a_timestamp_is_a_time_only_within_what_protobuf_allows() -> None:
+    from datetime import UTC, datetime
+
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    assert limits.check_timestamp(0, 500_000, "since") == datetime(1970, 1, 1, 0, 0, 0, 500, tzinfo=UTC)
+    for seconds in (limits.MIN_TIMESTAMP_SECONDS, limits.MAX_TIMESTAMP_SECONDS):
+        stamp = Timestamp(seconds=seconds)
+        assert limits.check_timestamp(seconds, 0, "since") == stamp.ToDatetime(tzinfo=UTC)
+    for seconds, nanos in ((limits.MIN_TIMESTAMP_SECONDS - 1, 0), (limits.MAX_TIMESTAMP_SECONDS + 1, 0), (0, -1)):
+        with pytest.raises(ValueError, match=r"since .* is not a valid time"):
+            limits.check_timestamp(seconds, nanos, "since")

@@ -9,6 +9,7 @@ benchmarks, the single-process pipeline, tests without Triton).
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
@@ -20,6 +21,7 @@ import onnxruntime
 import tritonclient.grpc.aio as triton_grpc
 from tritonclient.utils import InferenceServerException
 
+from facerec.runtime.channels import RERESOLUTION_OPTIONS, balanced_service_config
 from facerec_embedder.admission import REFUSALS
 from facerec_embedder.errors import (
     InvalidChip,
@@ -134,11 +136,17 @@ class OnnxRuntimeEmbedder:
 # gRPC's default reconnect backoff grows to 120 s: after a long Triton outage the channel could wait that
 # long before trying again, failing every call meanwhile. A short ceiling makes recovery prompt. (Not
 # grpc.min_reconnect_backoff_ms: despite its name it is the connect timeout, 20 s by default.)
+# Balancing: tritonclient hands the URL and these arguments (which replace its own) to grpc.aio as they are, so
+# a dns:/// URL naming several Triton servers gets round-robin over all of them, resolved again when a
+# connection ends (Triton's --grpc-max-connection-age ends them). No retry policy: a full Triton queue answers
+# UNAVAILABLE too, and must reach the embedder's overload refusal at once, not be retried.
 _TRITON_CHANNEL_ARGS: list[tuple[str, Any]] = [
     ("grpc.max_send_message_length", 2**31 - 1),
     ("grpc.max_receive_message_length", 2**31 - 1),
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
+    *RERESOLUTION_OPTIONS,
+    ("grpc.service_config", json.dumps(balanced_service_config(retry=False))),
 ]
 
 # Status codes after which a later call may succeed: Triton down, restarting, overloaded, model not loaded.

@@ -18,7 +18,11 @@ class EmbedderSettings(ServiceSettings):
 
     port: int = Field(50052, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
     metrics_port: int = Field(9102, ge=0, le=65535, description="Prometheus /metrics port; 0 disables it.")
-    triton_url: str = Field("127.0.0.1:8001", description="host:port of Triton's gRPC endpoint.")
+    triton_url: str = Field(
+        "127.0.0.1:8001",
+        description="host:port of Triton's gRPC endpoint, or dns:///name:port: inference calls go round-robin over "
+        "every address the name resolves to (Triton replicas behind a headless Service).",
+    )
     triton_model: str = Field("face_embedder", description="Name of the embedding model in Triton's repository.")
     triton_timeout_s: float = Field(10.0, gt=0, description="Deadline of one Triton inference call.")
     detector: Literal["yunet", "hog"] = Field(

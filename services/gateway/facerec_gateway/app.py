@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 
+from facerec.embedder.v1 import embedder_pb2
+from facerec.registry.v1 import registry_pb2
+from facerec.runtime import tls
 from facerec.runtime.deadlines import Deadline
-from facerec.runtime.server import ServiceBinding
+from facerec.runtime.server import Dependency, ServiceBinding
 from facerec.v1 import facerec_pb2, facerec_pb2_grpc
 from facerec_gateway.auth import ApiKeys
 from facerec_gateway.clients import EmbedderClient, RegistryClient
@@ -19,6 +21,10 @@ from facerec_gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 
+# The names under which the gateway's health reports its dependencies: their own gRPC service names.
+EMBEDDER_SERVICE: str = embedder_pb2.DESCRIPTOR.services_by_name["Embedder"].full_name
+REGISTRY_SERVICE: str = registry_pb2.DESCRIPTOR.services_by_name["Registry"].full_name
+
 
 def quality_policy(settings: GatewaySettings) -> QualityPolicy:
     """The enrollment gates the settings ask for (also what a benchmark expects the gateway to accept)."""
@@ -26,7 +32,13 @@ def quality_policy(settings: GatewaySettings) -> QualityPolicy:
 
 
 class GatewayApp:
-    """Serves facerec.v1.FaceRecognition (the public API); healthy while the embedder and registry are."""
+    """Serves facerec.v1.FaceRecognition (the public API) over the embedder and the registry.
+
+    Its health ("" and its own service name) says whether the gateway itself can serve: SERVING once it runs
+    with its keys loaded, whatever its dependencies; a load balancer keeps sending it the calls that need only
+    the one still up (Detect without the registry, listing and erasure without the embedder). Each dependency's
+    state is in the same health service under the dependency's own name.
+    """
 
     name = "gateway"
 
@@ -35,8 +47,9 @@ class GatewayApp:
         self.keys = ApiKeys.load(settings.api_keys_file, settings.api_keys)
         if not len(self.keys):
             log.warning("no API key is configured: every call will be refused with UNAUTHENTICATED")
-        self.embedder = EmbedderClient(settings.embedder_address, settings.max_message_bytes)
-        self.registry = RegistryClient(settings.registry_address, settings.max_message_bytes)
+        credentials = tls.channel_credentials(settings)  # None: plaintext to the embedder and registry
+        self.embedder = EmbedderClient(settings.embedder_address, settings.max_message_bytes, credentials)
+        self.registry = RegistryClient(settings.registry_address, settings.max_message_bytes, credentials)
         self.recognition = FaceRecognition(
             self.embedder,
             self.registry,
@@ -62,10 +75,21 @@ class GatewayApp:
         return None
 
     async def ready(self) -> bool:
-        embedder, registry = await asyncio.gather(self.embedder.serving(), self.registry.serving())
-        if embedder and registry:
-            await self.recognition.collections.model(Deadline.after(5.0))
-        return embedder and registry
+        """Always: the keys were loaded by the constructor (which fails otherwise), the rest is the server's."""
+        return True
+
+    def dependencies(self) -> Sequence[Dependency]:
+        return [
+            Dependency("embedder", EMBEDDER_SERVICE, self._embedder_up),
+            Dependency("registry", REGISTRY_SERVICE, self.registry.serving),
+        ]
+
+    async def _embedder_up(self) -> bool:
+        """Whether the embedder can serve; its model is then asked once, before the first call needs it."""
+        if not await self.embedder.serving():
+            return False
+        await self.recognition.collections.model(Deadline.after(5.0))
+        return True
 
     async def close(self) -> None:
         await self.embedder.close()

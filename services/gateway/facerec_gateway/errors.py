@@ -57,7 +57,14 @@ class NoFaceFound(errors.FailedPrecondition):
 
 
 class DependencyUnavailable(errors.Unavailable):
-    """The embedder or the registry cannot be reached."""
+    """The embedder or the registry cannot be reached.
+
+    Not retried by the caller's channel: the gateway's own channel has already tried the dependency's replicas
+    (``facerec.retry``), and every gateway replica reaches the same ones, so a client retrying would only multiply
+    the attempts and the wait for a part that is down (the call is to fail fast, naming it).
+    """
+
+    retryable_by_channel = False
 
 
 class DependencyDeadline(errors.DeadlineExceeded):

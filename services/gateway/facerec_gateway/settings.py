@@ -17,8 +17,20 @@ class GatewaySettings(ServiceSettings):
 
     port: int = Field(50051, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
     metrics_port: int = Field(9101, ge=0, le=65535, description="Prometheus /metrics port; 0 disables it.")
-    embedder_address: str = Field("127.0.0.1:50052", description="host:port of the embedder service.")
-    registry_address: str = Field("127.0.0.1:50053", description="host:port of the registry service.")
+    embedder_address: str = Field(
+        "127.0.0.1:50052",
+        description="host:port of the embedder service, or dns:///name:port: calls go round-robin over every "
+        "address the name resolves to (a headless Service's replicas).",
+    )
+    registry_address: str = Field(
+        "127.0.0.1:50053", description="host:port (or dns:///name:port, round-robin) of the registry service."
+    )
+    max_connection_age_grace_s: float | None = Field(
+        None,
+        ge=0,
+        description="Time the calls on a connection past its age get to finish; unset: as long as they need "
+        "(a BulkEnroll or IdentifyStream stream lasts as long as its client keeps it).",
+    )
     api_keys_file: Path | None = Field(
         None, description="YAML/JSON file of API keys (sha256 hashes) -> tenant and allowed collections."
     )

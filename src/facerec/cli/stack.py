@@ -98,6 +98,16 @@ def check_server_installed() -> None:
         )
 
 
+# The localhost stack talks plaintext between its parts and checks their health in plaintext: TLS settings of the
+# caller's environment (meant for a deployment) are not passed on to the services it starts.
+_TLS_SETTING = re.compile(r"FACEREC_(GATEWAY|EMBEDDER|REGISTRY)_TLS_")
+
+
+def _inherited_env() -> dict[str, str]:
+    """The environment a started service inherits: the caller's, without the services' TLS settings."""
+    return {key: value for key, value in os.environ.items() if not _TLS_SETTING.match(key)}
+
+
 @dataclass
 class ServiceProcess:
     """One facerec service started from its console script."""
@@ -120,7 +130,7 @@ class ServiceProcess:
         self._log = self.log_path.open("ab")
         try:
             self.process = subprocess.Popen(
-                [str(script)], env={**os.environ, **self.env}, stdout=self._log, stderr=subprocess.STDOUT
+                [str(script)], env={**_inherited_env(), **self.env}, stdout=self._log, stderr=subprocess.STDOUT
             )
         except OSError as error:
             raise PartStartError(f"cannot run {script}: {error}") from error

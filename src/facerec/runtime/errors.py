@@ -15,6 +15,7 @@ these caps are the last resort.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import grpc
 from google.protobuf import any_pb2, symbol_database
@@ -31,6 +32,11 @@ class FacerecError(Exception):
     ``details`` are protobuf messages (e.g. ``google.rpc.PreconditionFailure``) sent to the caller in the
     rich ``google.rpc.Status`` of the error.
     """
+
+    # Whether the caller's channel may retry the call (gRPC's retry policy, ``facerec.retry``, retries
+    # UNAVAILABLE). False for an error that was already retried downstream: it is answered with the server
+    # pushback ``grpc-retry-pushback-ms: -1``, which tells the caller's channel not to try again.
+    retryable_by_channel: ClassVar[bool] = True
 
     def __init__(self, message: str, details: Sequence[Message] = ()) -> None:
         super().__init__(message)

@@ -49,6 +49,10 @@ def rich_status_metadata(error: FacerecError) -> tuple[tuple[str, bytes], ...]:
     return ((STATUS_DETAILS_KEY, bounded_status(status)),)
 
 
+# gRPC's server pushback (the retry design, A6): a negative delay tells the caller's channel not to retry.
+NO_RETRY_PUSHBACK = ("grpc-retry-pushback-ms", "-1")
+
+
 class _CallScope:
     """What happens around one call: request id, timing, the final status, logging and metrics."""
 
@@ -63,7 +67,12 @@ class _CallScope:
         self.token = request_id.set(self.request_id)
         tracing.annotate("facerec.request_id", self.request_id)
         self.started = time.perf_counter()
-        await self.context.send_initial_metadata(((REQUEST_ID_HEADER, self.request_id),))
+        # The request id goes back in the trailers of every call, and in the initial metadata of a call that
+        # answers (sent with its first response, see before_response). Sending initial metadata at the start
+        # would commit the call: gRPC's channel retry (facerec.retry) never retries a call once headers arrived,
+        # so a replica's UNAVAILABLE (e.g. an embedder whose Triton is down) would not be tried on another one.
+        self.context.set_trailing_metadata(self._request_id_entry())
+        self._headers_sent = False
         # Counted once the call is under way, so that __aexit__ (which uncounts it) always follows.
         self.in_flight = IN_FLIGHT.labels(self.service, self.method)
         self.in_flight.inc()
@@ -77,7 +86,11 @@ class _CallScope:
             elif isinstance(exc, FacerecError):
                 self.code = status_code_for(exc)
                 self._finish()
-                await self.context.abort(self.code, status_message(exc.message), rich_status_metadata(exc))
+                # A tuple: grpcio's abort refuses a list.
+                metadata: tuple[tuple[str, str | bytes], ...] = (*rich_status_metadata(exc), *self._request_id_entry())
+                if not exc.retryable_by_channel:
+                    metadata = (*metadata, NO_RETRY_PUSHBACK)
+                await self.context.abort(self.code, status_message(exc.message), metadata)
             elif isinstance(exc, grpc.aio.AbortError):
                 code = self.context.code()
                 self.code = code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
@@ -85,12 +98,16 @@ class _CallScope:
                 # The generated servicer bases raise this for RPCs a service does not implement (yet).
                 self.code = grpc.StatusCode.UNIMPLEMENTED
                 self._finish()
-                await self.context.abort(self.code, f"{self.method} is not implemented by this server")
+                await self.context.abort(
+                    self.code, f"{self.method} is not implemented by this server", self._request_id_entry()
+                )
             elif isinstance(exc, Exception):
                 self.code = grpc.StatusCode.INTERNAL
                 log.exception("unhandled error in %s", self.method)
                 self._finish()
-                await self.context.abort(self.code, f"internal error (request id {self.request_id})")
+                await self.context.abort(
+                    self.code, f"internal error (request id {self.request_id})", self._request_id_entry()
+                )
             else:  # cancellation (client went away, or shutdown)
                 self.code = grpc.StatusCode.CANCELLED
             self._finish()
@@ -98,6 +115,15 @@ class _CallScope:
         finally:
             self.in_flight.dec()
             request_id.reset(self.token)
+
+    def _request_id_entry(self) -> tuple[tuple[str, str]]:
+        return ((REQUEST_ID_HEADER, self.request_id),)
+
+    async def before_response(self) -> None:
+        """Echo the request id in the initial metadata, once, just before the call's first response."""
+        if not self._headers_sent:
+            self._headers_sent = True
+            await self.context.send_initial_metadata(self._request_id_entry())
 
     def _finish(self) -> None:
         if getattr(self, "_finished", False):
@@ -170,6 +196,13 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):
         return wrap_handler(handler, lambda context: tracing.ServerSpan(self.tracer, method, context))
 
 
+async def _before_response(entered: object) -> None:
+    """Let the scope act just before a response goes out (the call scope echoes the request id then)."""
+    before_response = getattr(entered, "before_response", None)
+    if before_response is not None:
+        await before_response()
+
+
 def wrap_handler(handler: grpc.RpcMethodHandler[Any, Any], scope: CallScope) -> grpc.RpcMethodHandler[Any, Any]:
     """The same handler with every call run inside ``scope(context)``."""
     # The stubs type handler behaviours as sync callables; on an aio server they are coroutine functions or
@@ -182,24 +215,29 @@ def wrap_handler(handler: grpc.RpcMethodHandler[Any, Any], scope: CallScope) -> 
         inner_uu: Behavior = handler.unary_unary
 
         async def unary_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            async with scope(context):
-                return await inner_uu(request, context)
+            async with scope(context) as entered:
+                response = await inner_uu(request, context)
+                await _before_response(entered)
+                return response
 
         return grpc.unary_unary_rpc_method_handler(unary_unary, **codec)
     if handler.stream_unary:
         inner_su: Behavior = handler.stream_unary
 
         async def stream_unary(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            async with scope(context):
-                return await inner_su(requests, context)
+            async with scope(context) as entered:
+                response = await inner_su(requests, context)
+                await _before_response(entered)
+                return response
 
         return grpc.stream_unary_rpc_method_handler(stream_unary, **codec)
     if handler.unary_stream:
         inner_us: Behavior = handler.unary_stream
 
         async def unary_stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-            async with scope(context):
+            async with scope(context) as entered:
                 async for response in inner_us(request, context):
+                    await _before_response(entered)
                     yield response
 
         return grpc.unary_stream_rpc_method_handler(unary_stream, **codec)
@@ -209,8 +247,9 @@ def wrap_handler(handler: grpc.RpcMethodHandler[Any, Any], scope: CallScope) -> 
     async def stream_stream(
         requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
-        async with scope(context):
+        async with scope(context) as entered:
             async for response in inner_ss(requests, context):
+                await _before_response(entered)
                 yield response
 
     return grpc.stream_stream_rpc_method_handler(stream_stream, **codec)

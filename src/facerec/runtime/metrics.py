@@ -31,6 +31,13 @@ IN_FLIGHT = Gauge(
     ["service", "method"],
 )
 
+DEPENDENCY_UP = Gauge(
+    "facerec_dependency_up",
+    "1 while a service this one calls can serve (its health check answers SERVING), else 0; by service and "
+    "dependency. Also in the service's health under the dependency's own gRPC service name.",
+    ["service", "dependency"],
+)
+
 
 def observe_call(service: str, method: str, code: str, seconds: float) -> None:
     """Record one finished call."""

@@ -7,9 +7,10 @@ that every service of a deployment shares has one name for all of them (``FACERE
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -40,6 +41,26 @@ class ServiceSettings(BaseSettings):
         gt=0,
         description="How often the readiness of the service's dependencies is re-checked for health.",
     )
+    # Scaling out (facerec.runtime.server): connections end after an age, so that clients balancing over a dns:///
+    # target resolve it again and spread over replicas added since; a drain can let clients move away first.
+    max_connection_age_s: float = Field(
+        30.0,
+        ge=0,
+        description="Longest life of a client's connection (gRPC adds +-10 % jitter): the server then asks the "
+        "client to reconnect (GOAWAY), which resolves the service's name again; 0: no limit.",
+    )
+    max_connection_age_grace_s: float | None = Field(
+        10.0,
+        ge=0,
+        description="Time the calls on a connection past its age get to finish before it is closed; unset: as "
+        "long as they need.",
+    )
+    shutdown_delay_s: float = Field(
+        0.0,
+        ge=0,
+        description="On SIGTERM/SIGINT: seconds the service keeps serving with its health already NOT_SERVING "
+        "before it refuses new calls (load balancers and clients move away first); 0 where a preStop delay does it.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     log_format: Literal["json", "text"] = Field("json", description="json: one JSON object per line.")
     tracing: Literal["off", "otlp"] = Field(
@@ -48,6 +69,32 @@ class ServiceSettings(BaseSettings):
         description="OpenTelemetry traces, one variable for every service: otlp exports a span per call and per "
         "stage to OTEL_EXPORTER_OTLP_ENDPOINT (OTLP/gRPC; the standard OTEL_* variables apply).",
     )
+    # TLS (facerec.runtime.tls). Unset: plaintext, as `facerec up` serves on localhost.
+    tls_cert_file: Path | None = Field(
+        None, description="Serve TLS with this PEM certificate chain (with TLS_KEY_FILE); re-read when it changes."
+    )
+    tls_key_file: Path | None = Field(None, description="PEM private key of TLS_CERT_FILE; re-read when it changes.")
+    tls_client_ca_file: Path | None = Field(
+        None, description="Mutual TLS: require client certificates signed by a CA of this PEM bundle."
+    )
+    tls_ca_file: Path | None = Field(
+        None,
+        description="Outbound calls to other facerec services (the gateway's to the embedder and registry) use "
+        "TLS, trusting this PEM CA bundle.",
+    )
+    tls_client_cert_file: Path | None = Field(
+        None, description="Outbound mutual TLS: the PEM certificate chain presented (with TLS_CLIENT_KEY_FILE)."
+    )
+    tls_client_key_file: Path | None = Field(None, description="PEM private key of TLS_CLIENT_CERT_FILE.")
+
+    @field_validator(
+        "tls_cert_file", "tls_key_file", "tls_client_ca_file", "tls_ca_file", "tls_client_cert_file",
+        "tls_client_key_file", mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _empty_file_is_unset(cls, value: object) -> object:
+        """``..._TLS_CERT_FILE=`` (empty, as an env file may leave it) means unset, not the folder ``.``."""
+        return None if value == "" else value
 
 
 def env_name(settings_cls: type[BaseSettings], field: str) -> str:

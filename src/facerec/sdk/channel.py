@@ -9,18 +9,31 @@ Two kinds of retry, both per ``facerec.retry.RETRY_POLICY`` (at most 5 attempts 
   RESOURCE_EXHAUSTED in its retryable codes it retries a refusal without pushback too (the
   ``grpc-retry-pushback-ms`` trailer only changes the delay, or forbids the retry when negative), which
   ``tests/fault/test_overload.py`` checks on a real server.
+
+TLS (:func:`channel_credentials`): the address is a plain gRPC target (``host:port``, ``dns:///host:port``); TLS
+is chosen by the clients' ``tls`` / ``ca_file`` arguments, not by a scheme: gRPC's target schemes name name
+resolvers (``dns:``, ``unix:``, ``ipv4:``), and a made-up ``grpcs://`` would be taken for one. With ``tls`` alone
+the server is verified against the system's trust store (:func:`system_roots`), as ``curl`` and Python's ``ssl``
+would, not against the copy of Mozilla's roots bundled inside grpcio, so a company CA installed on the machine
+is trusted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import ssl
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
+
+import grpc
 
 from facerec.retry import RECONNECT_OPTIONS, RETRY_POLICY, overload_wait
 from facerec.sdk.errors import FacerecError, ResourceExhausted
+from facerec.tls_files import PemFile, check_ca_bundle, check_key_pair, optional_pem, require_pair
 from facerec.v1 import facerec_pb2
 
 R = TypeVar("R")
@@ -67,6 +80,68 @@ def channel_options(extra: dict[str, Any] | None = None) -> list[tuple[str, Any]
 def auth_metadata(api_key: str | None) -> tuple[tuple[str, str], ...]:
     """The metadata that authenticates a call (none without a key)."""
     return (("authorization", f"Bearer {api_key}"),) if api_key else ()
+
+
+def system_roots() -> bytes | None:
+    """The system's trust store as PEM: the CA file OpenSSL uses (``SSL_CERT_FILE`` when set, else the
+    distribution's bundle, e.g. ``/etc/ssl/certs/ca-certificates.crt``), else certifi's bundle when certifi is
+    installed; None lets grpcio use its own bundled roots, and so does ``GRPC_DEFAULT_SSL_ROOTS_FILE_PATH``, the
+    override gRPC documents, when it is set."""
+    if os.environ.get("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"):
+        return None
+    cafile = ssl.get_default_verify_paths().cafile  # None when that file does not exist
+    if cafile is None:
+        try:
+            import certifi  # optional: present in most environments, not a dependency of the SDK
+        except ImportError:
+            return None
+        cafile = certifi.where()
+    return check_ca_bundle(PemFile("the system trust store", Path(cafile)))
+
+
+def channel_credentials(
+    *,
+    tls: bool = False,
+    ca_file: str | os.PathLike[str] | None = None,
+    client_cert_file: str | os.PathLike[str] | None = None,
+    client_key_file: str | os.PathLike[str] | None = None,
+) -> grpc.ChannelCredentials | None:
+    """TLS credentials for a client channel; None (plaintext) unless ``tls`` or a file is given.
+
+    ``ca_file``: PEM bundle of the CAs trusted to sign the gateway's certificate (default: :func:`system_roots`).
+    ``client_cert_file`` and ``client_key_file``: the certificate presented to a gateway that requires mutual TLS.
+    The files are read and checked now: :class:`facerec.tls_files.TlsFileError` (an ``OSError``) names the
+    argument when one is missing its pair, cannot be read, or does not hold what it should.
+    """
+    ca = optional_pem("ca_file", ca_file)
+    cert, key = optional_pem("client_cert_file", client_cert_file), optional_pem("client_key_file", client_key_file)
+    require_pair(cert, key, "client_cert_file", "client_key_file")
+    if not (tls or ca or cert):
+        return None
+    roots = check_ca_bundle(ca) if ca is not None else system_roots()
+    if cert is None or key is None:
+        return grpc.ssl_channel_credentials(root_certificates=roots)
+    chain, private_key = check_key_pair(cert, key)
+    return grpc.ssl_channel_credentials(root_certificates=roots, private_key=private_key, certificate_chain=chain)
+
+
+def client_credentials(
+    credentials: grpc.ChannelCredentials | None,
+    *,
+    tls: bool,
+    ca_file: str | os.PathLike[str] | None,
+    client_cert_file: str | os.PathLike[str] | None,
+    client_key_file: str | os.PathLike[str] | None,
+) -> grpc.ChannelCredentials | None:
+    """The clients' channel credentials: ``credentials`` as given, or those the TLS arguments ask for
+    (:func:`channel_credentials`); ``ValueError`` when both are given."""
+    if credentials is None:
+        return channel_credentials(
+            tls=tls, ca_file=ca_file, client_cert_file=client_cert_file, client_key_file=client_key_file
+        )
+    if tls or ca_file or client_cert_file or client_key_file:
+        raise ValueError("pass either credentials or the TLS arguments (tls, ca_file, client_cert_file, ...)")
+    return credentials
 
 
 def overload_retry_wait(error: FacerecError, attempts: int, deadline: float | None) -> float | None:
