@@ -97,6 +97,8 @@ def open_face_store(
         if cleanup is not None:
             for collection in cleanup.list_collections():
                 cleanup.delete_collection(collection.name)
+            if isinstance(cleanup, ServerFaceStore):  # the test prefix's audit record, on the shared server
+                cleanup.audit.drop()
     for store in opened:
         if kind != "qdrant-local":
             store.close()

@@ -437,8 +437,8 @@ def test_deleting_an_unknown_person_deletes_nothing(enrolled: tuple[Registry, li
 def test_deleting_a_face_removes_only_that_face(enrolled: tuple[Registry, list[FaceRecord]]) -> None:
     registry, _ = enrolled
 
-    assert registry.delete_face(GALLERY, "face-0001") is True
-    assert registry.delete_face(GALLERY, "face-0001") is False
+    assert registry.delete_face(GALLERY, "face-0001") == "person-000"
+    assert registry.delete_face(GALLERY, "face-0001") is None
 
     assert registry.get_person(GALLERY, "person-000").face_ids == ("face-0000", "face-0002")
     assert registry.count(GALLERY).faces == 89

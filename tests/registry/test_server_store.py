@@ -106,11 +106,12 @@ def test_searches_rescore_twice_oversampled_quantized_candidates() -> None:
     assert params.quantization.oversampling == pytest.approx(2.0)
 
 
-def test_person_id_and_metadata_pairs_get_keyword_indexes() -> None:
+def test_person_id_and_metadata_pairs_get_keyword_indexes_and_the_enrollment_time_a_datetime_one() -> None:
     indexes = payload_indexes()
 
-    assert set(indexes) == {"person_id", "metadata_pairs"}
-    assert all(index.type == qm.KeywordIndexType.KEYWORD for index in indexes.values())
+    assert set(indexes) == {"person_id", "metadata_pairs", "enrolled_at"}
+    assert indexes["person_id"].type == indexes["metadata_pairs"].type == qm.KeywordIndexType.KEYWORD
+    assert indexes["enrolled_at"].type == qm.DatetimeIndexType.DATETIME
 
 
 def test_open_store_picks_the_server_store_when_a_url_is_set() -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from facerec.registry.v1 import registry_pb2 as pb
 from facerec.registry.v1 import registry_pb2_grpc as pb_grpc
+from facerec.v1 import audit_pb2
 from facerec_registry.registry import Registry
 from facerec_registry.servicer import RegistryServicer
 from facerec_registry.store.base import StoreConfig
@@ -156,3 +157,83 @@ async def test_faces_are_listed_in_pages_with_descriptors_through_grpc(stub: pb_
     assert len(rest.faces) == 7 and not rest.next_page_token
     assert all(len(f.embedding) == 0 for f in rest.faces)
     assert [f.face_id for f in one.faces] == ["f2", "f3"]
+
+
+async def test_faces_are_moved_and_deleted_through_grpc(stub: pb_grpc.RegistryAsyncStub) -> None:
+    await stub.CreateCollection(
+        pb.CreateCollectionRequest(name="staff", model_id=MODEL_ID, dimension=DIMENSION, default_threshold=0.6)
+    )
+    request, _ = _upsert_request(5, 2)
+    await stub.UpsertFaces(request)
+
+    moved = await stub.MoveFace(pb.MoveFaceRequest(collection="staff", face_id="f2", to_person_id="p0"))
+    deleted = await stub.DeleteFace(pb.DeleteFaceRequest(collection="staff", face_id="f3"))
+    absent = await stub.DeleteFace(pb.DeleteFaceRequest(collection="staff", face_id="f3"))
+    with pytest.raises(grpc.aio.AioRpcError) as unknown:
+        await stub.MoveFace(pb.MoveFaceRequest(collection="staff", face_id="nope", to_person_id="p0"))
+
+    assert (moved.from_person_id, moved.face.face_id, moved.face.person_id) == ("p1", "f2", "p0")
+    assert len(moved.face.embedding) == 0 and moved.face.enrolled_at.seconds > 0
+    assert (deleted.deleted, deleted.person_id) == (True, "p1")
+    assert (absent.deleted, absent.person_id) == (False, "")
+    assert "no face 'nope'" in (unknown.value.details() or "")
+
+
+async def test_writes_are_recorded_with_the_callers_actor_and_read_back_through_grpc(
+    stub: pb_grpc.RegistryAsyncStub,
+) -> None:
+    caller = (("x-facerec-actor", "key:0123456789abcdef"),)
+    too_long = (("x-facerec-actor", "key:" + "x" * 200),)
+    await stub.CreateCollection(
+        pb.CreateCollectionRequest(
+            name="acme__staff",
+            model_id=MODEL_ID,
+            dimension=DIMENSION,
+            default_threshold=0.6,
+            tenant="acme",
+            retention_seconds=2_592_000,
+        ),
+        metadata=caller,
+    )
+    await stub.DeletePerson(pb.DeletePersonRequest(collection="acme__staff", person_id="p9"), metadata=too_long)
+    updated = await stub.UpdateCollection(pb.UpdateCollectionRequest(name="acme__staff", retention_seconds=0))
+
+    first = await stub.ListAuditEvents(pb.ListAuditEventsRequest(tenant="acme", page_size=2))
+    rest = await stub.ListAuditEvents(pb.ListAuditEventsRequest(tenant="acme", page_token=first.next_page_token))
+    since = await stub.ListAuditEvents(pb.ListAuditEventsRequest(tenant="acme", since=rest.events[0].time))
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stub.ListAuditEvents(pb.ListAuditEventsRequest(tenant="acme", page_token="forged"))
+
+    events = [*first.events, *rest.events]
+    assert updated.retention_seconds == 0
+    assert [e.action for e in events] == [
+        audit_pb2.AUDIT_COLLECTION_CREATE,
+        audit_pb2.AUDIT_PERSON_DELETE,
+        audit_pb2.AUDIT_COLLECTION_UPDATE,
+    ]
+    assert [e.actor for e in events] == ["key:0123456789abcdef", "", ""]  # one over 128 characters is left out
+    assert "retention_seconds=2592000" in events[0].detail
+    assert [e.sequence for e in events] == [1, 2, 3] and events[0].time.seconds > 0
+    assert [e.sequence for e in since.events] == [3]
+
+
+async def test_retention_and_transient_settings_are_created_and_read_through_grpc(
+    stub: pb_grpc.RegistryAsyncStub,
+) -> None:
+    created = await stub.CreateCollection(
+        pb.CreateCollectionRequest(
+            name="work", model_id=MODEL_ID, dimension=DIMENSION, default_threshold=0.6, transient=True
+        )
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stub.CreateCollection(
+            pb.CreateCollectionRequest(
+                name="staff", model_id=MODEL_ID, dimension=DIMENSION, default_threshold=0.6, retention_seconds=-5
+            )
+        )
+    got = await stub.GetCollection(pb.GetCollectionRequest(name="work", settings_only=True))
+    listed = await stub.ListCollections(pb.ListCollectionsRequest())
+
+    assert created.transient and got.transient and got.retention_seconds == 0
+    assert "retention_seconds" in (refused.value.details() or "")
+    assert list(listed.collections) == []

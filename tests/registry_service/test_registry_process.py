@@ -4,10 +4,6 @@ same data folder; through gRPC, bad input gets a clear status and writes nothing
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,35 +11,10 @@ import grpc
 import numpy as np
 import pytest
 
-from facerec.registry.v1 import registry_pb2, registry_pb2_grpc
-from facerec.runtime.net import free_port
-from tests.fixtures.stack import wait_serving
+from facerec.registry.v1 import registry_pb2
+from tests.registry_service.process import RegistryProcess, serving
 
 DIM = 128
-
-
-class RegistryProcess:
-    def __init__(self, data_dir: Path) -> None:
-        self.port = free_port()
-        env = {
-            **os.environ,
-            "FACEREC_REGISTRY_PORT": str(self.port),
-            "FACEREC_REGISTRY_METRICS_PORT": "0",
-            "FACEREC_REGISTRY_DATA_DIR": str(data_dir),
-            "FACEREC_REGISTRY_HEALTH_INTERVAL_S": "0.1",
-        }
-        script = Path(sys.executable).parent / "facerec-registry"
-        self.process = subprocess.Popen([str(script)], env=env, stderr=subprocess.DEVNULL)
-        self.address = f"127.0.0.1:{self.port}"
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
 
 
 @pytest.fixture
@@ -61,15 +32,10 @@ def faces(start: int, count: int) -> list[registry_pb2.FaceRecord]:
     ]
 
 
-async def _serving(registry: RegistryProcess) -> registry_pb2_grpc.RegistryAsyncStub:
-    await wait_serving(registry.address, timeout_s=60)
-    return registry_pb2_grpc.RegistryStub(grpc.aio.insecure_channel(registry.address))
-
-
 async def test_acknowledged_upserts_survive_kill_9(data_dir: Path) -> None:
     first = RegistryProcess(data_dir)
     try:
-        stub = await _serving(first)
+        stub = await serving(first)
         await stub.CreateCollection(
             registry_pb2.CreateCollectionRequest(name="c", model_id="m", dimension=DIM, default_threshold=0.6),
             timeout=10,
@@ -85,7 +51,7 @@ async def test_acknowledged_upserts_survive_kill_9(data_dir: Path) -> None:
 
     second = RegistryProcess(data_dir)
     try:
-        stub = await _serving(second)
+        stub = await serving(second)
         count = await stub.Count(registry_pb2.CountRequest(collection="c"), timeout=10)
         assert count.faces == len(acknowledged) == 500
         probe = acknowledged[-1]
@@ -104,7 +70,7 @@ async def test_acknowledged_upserts_survive_kill_9(data_dir: Path) -> None:
 async def test_counts_and_listing_after_kill_9_match_the_acknowledged_writes(data_dir: Path) -> None:
     first = RegistryProcess(data_dir)
     try:
-        stub = await _serving(first)
+        stub = await serving(first)
         await stub.CreateCollection(
             registry_pb2.CreateCollectionRequest(name="c", model_id="m", dimension=DIM, default_threshold=0.6),
             timeout=10,
@@ -123,7 +89,7 @@ async def test_counts_and_listing_after_kill_9_match_the_acknowledged_writes(dat
 
     second = RegistryProcess(data_dir)
     try:
-        stub = await _serving(second)
+        stub = await serving(second)
         after = await stub.GetCollection(registry_pb2.GetCollectionRequest(name="c"), timeout=10)
         listed = await stub.ListPeople(registry_pb2.ListPeopleRequest(collection="c", page_size=1000), timeout=10)
         # person-5 lost both faces (one moved, one deleted), person-7 was erased.
@@ -139,7 +105,7 @@ async def test_counts_and_listing_after_kill_9_match_the_acknowledged_writes(dat
 async def test_a_second_registry_cannot_open_the_same_data_folder(data_dir: Path) -> None:
     first = RegistryProcess(data_dir)
     try:
-        await _serving(first)
+        await serving(first)
         second = RegistryProcess(data_dir)
         try:
             code = await asyncio.to_thread(second.process.wait, 60)
@@ -153,7 +119,7 @@ async def test_a_second_registry_cannot_open_the_same_data_folder(data_dir: Path
 async def test_bad_input_is_refused_with_a_status_and_writes_nothing(data_dir: Path) -> None:
     registry = RegistryProcess(data_dir)
     try:
-        stub = await _serving(registry)
+        stub = await serving(registry)
         await stub.CreateCollection(
             registry_pb2.CreateCollectionRequest(name="c", model_id="m", dimension=DIM, default_threshold=0.6),
             timeout=10,
@@ -178,7 +144,7 @@ async def test_bad_input_is_refused_with_a_status_and_writes_nothing(data_dir: P
 async def test_collection_settings_and_face_listing_answer_with_clear_statuses(data_dir: Path) -> None:
     registry = RegistryProcess(data_dir)
     try:
-        stub = await _serving(registry)
+        stub = await serving(registry)
         # The longest name a tenant's collection can map to (32-character tenant, '__', 48-character name).
         name = "t" * 32 + "__" + "c" * 48
         await stub.CreateCollection(

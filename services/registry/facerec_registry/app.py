@@ -10,6 +10,9 @@ from pathlib import Path
 
 from facerec.registry.v1 import registry_pb2, registry_pb2_grpc
 from facerec.runtime.server import ServiceBinding
+from facerec_registry.errors import StoreUnavailable
+from facerec_registry.maintenance import Maintenance
+from facerec_registry.readiness import QdrantServerProbe
 from facerec_registry.registry import Registry
 from facerec_registry.servicer import RegistryServicer
 from facerec_registry.settings import RegistrySettings
@@ -61,7 +64,8 @@ class DataDirInUse(RuntimeError):
 
 
 class RegistryApp:
-    """Serves facerec.registry.v1.Registry; healthy once its store is open (and, for a server, reachable)."""
+    """Serves facerec.registry.v1.Registry; healthy while its store is open and, for a Qdrant server, while the
+    server answers (``facerec_registry.readiness``)."""
 
     name = "registry"
 
@@ -70,7 +74,9 @@ class RegistryApp:
         config = store_config(settings)
         self._lock = None if config.qdrant_url else DataDirLock(config.data_dir)
         self.store: FaceStore | None = open_store(config)
+        self._probe = QdrantServerProbe(config) if config.qdrant_url else None
         self.registry = Registry(self.store, shared_settings_ttl_s=settings.shared_settings_ttl_s)
+        self.maintenance = Maintenance(self.registry, settings.retention_interval_s)
         log.info("face store open: %s", config.qdrant_url or config.data_dir)
 
     def bindings(self) -> Sequence[ServiceBinding]:
@@ -83,14 +89,27 @@ class RegistryApp:
         ]
 
     async def start(self) -> None:
-        return None
+        # Before serving: a transient collection left by a crash is no call's any more.
+        try:
+            removed = await asyncio.to_thread(self.registry.remove_transient_collections)
+        except StoreUnavailable:
+            log.warning("could not remove leftover transient collections: the Qdrant server is unavailable")
+        else:
+            if removed:
+                log.info("removed %d leftover transient collections", len(removed))
+        self.maintenance.start()
 
     async def ready(self) -> bool:
-        return self.store is not None
+        if self.store is None:
+            return False
+        return self._probe is None or await self._probe.answers()
 
     async def close(self) -> None:
+        await self.maintenance.stop()
         if self.store is not None:
             await asyncio.to_thread(self.store.close)
             self.store = None
+        if self._probe is not None:
+            self._probe.close()
         if self._lock is not None:
             self._lock.release()

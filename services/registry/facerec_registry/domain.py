@@ -47,7 +47,9 @@ class Collection:
     """A gallery: faces of one embedding model, compared by euclidean distance.
 
     ``target_fpir`` and ``min_margin`` are decision settings the registry keeps for the gateway (0: a fixed
-    threshold, no margin rule); collections made before they existed read as 0.
+    threshold, no margin rule); ``retention_seconds`` is how long a person's faces are kept after their newest
+    enrollment (0: no limit). Collections made before these existed read as 0. A ``transient`` collection is a
+    caller's working set (e.g. a clustering call's): not audited, not listed, removed when the registry starts.
     """
 
     name: str
@@ -58,15 +60,13 @@ class Collection:
     created_at: datetime
     target_fpir: float = 0.0
     min_margin: float = 0.0
+    retention_seconds: int = 0
+    transient: bool = False
 
     def same_settings(self, other: Collection) -> bool:
         """Whether ``other`` asks for exactly this collection (creation time aside)."""
-        return (self.name, self.model_id, self.dimension, self.tenant) == (
-            other.name,
-            other.model_id,
-            other.dimension,
-            other.tenant,
-        ) and all(
+        exact = ("name", "model_id", "dimension", "tenant", "retention_seconds", "transient")
+        return all(getattr(self, name) == getattr(other, name) for name in exact) and all(
             math.isclose(mine, theirs, rel_tol=0, abs_tol=1e-6)
             for mine, theirs in [
                 (self.default_threshold, other.default_threshold),
@@ -78,11 +78,12 @@ class Collection:
 
 @dataclass(frozen=True)
 class CollectionUpdate:
-    """A change to a collection's decision settings: each field given replaces the stored value."""
+    """A change to a collection's settings: each field given replaces the stored value."""
 
     default_threshold: float | None = None
     target_fpir: float | None = None
     min_margin: float | None = None
+    retention_seconds: int | None = None
 
     def apply(self, current: Collection) -> Collection:
         """The collection after this update."""
@@ -91,7 +92,23 @@ class CollectionUpdate:
             default_threshold=current.default_threshold if self.default_threshold is None else self.default_threshold,
             target_fpir=current.target_fpir if self.target_fpir is None else self.target_fpir,
             min_margin=current.min_margin if self.min_margin is None else self.min_margin,
+            retention_seconds=current.retention_seconds if self.retention_seconds is None else self.retention_seconds,
         )
+
+    def described(self) -> str:
+        """The fields this update sets, as ``name=value`` words (for the audit record)."""
+        given: list[tuple[str, float | int | None]] = [
+            ("default_threshold", self.default_threshold),
+            ("target_fpir", self.target_fpir),
+            ("min_margin", self.min_margin),
+            ("retention_seconds", self.retention_seconds),
+        ]
+        return " ".join(f"{name}={_number(value)}" for name, value in given if value is not None)
+
+
+def _number(value: float | int) -> str:
+    """A setting's value as written in the audit record: integers whole, decimals in their shortest form."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 @dataclass(frozen=True)
@@ -174,6 +191,24 @@ class PersonUpdate:
         name = current.display_name if self.display_name is None else self.display_name
         return PersonAttributes(person_id=current.person_id, display_name=name, metadata=metadata)
 
+    def described(self) -> str:
+        """What this update changes, without the values (for the audit record)."""
+        parts = ["display_name"] if self.display_name is not None else []
+        removed = sum(1 for value in self.metadata.values() if value == "")
+        if self.replace_metadata:
+            parts.append(f"metadata replaced ({len(self.metadata) - removed} entries)")
+        elif self.metadata:
+            parts.append(f"metadata: {len(self.metadata) - removed} set, {removed} removed")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class MovedFace:
+    """A face after it was moved to another person (without its descriptor), and whose it was before."""
+
+    face: FaceRecord
+    from_person_id: str
+
 
 @dataclass(frozen=True)
 class SearchQuery:
@@ -237,7 +272,16 @@ def validate_new_collection(collection: Collection) -> Collection:
     if not 1 <= collection.dimension <= MAX_DIMENSION:
         raise InvalidCollectionSettings(f"dimension must be 1..{MAX_DIMENSION}, got {collection.dimension}")
     validate_decision_settings(collection.default_threshold, collection.target_fpir, collection.min_margin)
+    validate_retention(collection.retention_seconds)
     return collection
+
+
+def validate_retention(seconds: int) -> int:
+    """The retention period when it is 0 (none) or within ``facerec.limits``; else ``InvalidCollectionSettings``."""
+    try:
+        return limits.check_retention_seconds(seconds)
+    except ValueError as error:
+        raise InvalidCollectionSettings(str(error)) from error
 
 
 def validate_decision_settings(default_threshold: float, target_fpir: float, min_margin: float) -> None:

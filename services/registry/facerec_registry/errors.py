@@ -47,3 +47,7 @@ class CollectionExists(AlreadyExists):
 
 class StoreUnavailable(Unavailable):
     """The vector store (a Qdrant server) cannot be reached."""
+
+
+class FaceNotFound(NotFound):
+    """The collection holds no face of this id."""

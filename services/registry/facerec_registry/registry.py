@@ -3,14 +3,37 @@
 Every request is validated in full before anything is written, so a bad request leaves no partial state.
 Methods are synchronous (the stores block); the servicer runs them in worker threads. Collection settings are
 kept between requests (``collection_cache.py``), so a search costs the store one call.
+
+Every write is recorded in the audit record of its collection's tenant (``audit.py``) after it is applied and
+before it returns, with the ``Caller`` that made it. A crash between the two (one fsync's time) leaves that
+change applied but unrecorded, and its caller without an answer: a retry of an enrollment or an erasure is
+recorded (faces 0 for an erasure already done); a retried face deletion or move finds nothing left to do.
+Recording after the change keeps the counts exact (how many faces an erasure removed is known only then) and
+never records a change that did not happen. Transient collections are not recorded. ``purge_expired`` and
+``compact_erased`` are the registry's own upkeep, run by its process on a timer (``maintenance.py``).
 """
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import numpy as np
+
+from facerec_registry.audit import (
+    ANONYMOUS,
+    RETENTION,
+    AuditAction,
+    AuditEntry,
+    AuditPage,
+    AuditQuery,
+    Caller,
+    decode_audit_token,
+    encode_audit_token,
+)
 from facerec_registry.collection_cache import CollectionCache
 from facerec_registry.domain import (
     Collection,
@@ -20,6 +43,7 @@ from facerec_registry.domain import (
     FacePage,
     FaceRecord,
     Match,
+    MovedFace,
     PeoplePage,
     Person,
     PersonAttributes,
@@ -36,9 +60,17 @@ from facerec_registry.domain import (
     validate_new_collection,
     validate_person_attributes,
     validate_person_id,
+    validate_retention,
     validate_search,
 )
-from facerec_registry.errors import CollectionExists, CollectionNotFound, InvalidFace, InvalidPerson, PersonNotFound
+from facerec_registry.errors import (
+    CollectionExists,
+    CollectionNotFound,
+    FaceNotFound,
+    InvalidFace,
+    InvalidPerson,
+    PersonNotFound,
+)
 from facerec_registry.store.base import FaceStore, FaceSummary, ScoredFace, StoredFace, VectorQuery
 
 # One-result-per-person search fetches this many faces per wanted person in its first round, so that a
@@ -46,6 +78,14 @@ from facerec_registry.store.base import FaceStore, FaceSummary, ScoredFace, Stor
 _OVERFETCH = 4
 # How long settings are kept over a store other replicas share: a change made elsewhere is seen within this.
 DEFAULT_SHARED_SETTINGS_TTL_S = 5.0
+# People purged per round of a collection's retention check, and per append of their events.
+_PURGE_PER_ROUND = 100_000
+_PURGE_BATCH = 100
+# Over a store other replicas share, a transient collection is removed at start only once this old: it may be a
+# live call's on another replica (a clustering call lasts minutes). One process alone removes them all.
+SHARED_TRANSIENT_MAX_AGE = timedelta(hours=6)
+
+log = logging.getLogger(__name__)
 
 
 class Registry:
@@ -53,6 +93,7 @@ class Registry:
 
     def __init__(self, store: FaceStore, shared_settings_ttl_s: float = DEFAULT_SHARED_SETTINGS_TTL_S) -> None:
         self._store = store
+        self._audit = store.audit
         self._settings = CollectionCache(None if store.exclusive else shared_settings_ttl_s)
 
     # --- collections ---------------------------------------------------------------------------------
@@ -66,6 +107,9 @@ class Registry:
         tenant: str = "",
         target_fpir: float = 0.0,
         min_margin: float = 0.0,
+        retention_seconds: int = 0,
+        transient: bool = False,
+        caller: Caller = ANONYMOUS,
     ) -> CollectionStatus:
         """Creates a collection; the same settings again return it, other settings are ``CollectionExists``."""
         wanted = validate_new_collection(
@@ -78,12 +122,22 @@ class Registry:
                 created_at=datetime.now(UTC),
                 target_fpir=target_fpir,
                 min_margin=min_margin,
+                retention_seconds=retention_seconds,
+                transient=transient,
             )
         )
         stored = self._store.create_collection(wanted)
         self._settings.put(stored)
         if not stored.same_settings(wanted):
             raise CollectionExists(f"collection {name!r} exists with other settings")
+        if stored.created_at == wanted.created_at:  # made by this call, not found already there
+            detail = (
+                f"model_id={stored.model_id} dimension={stored.dimension} "
+                + CollectionUpdate(
+                    stored.default_threshold, stored.target_fpir, stored.min_margin, stored.retention_seconds
+                ).described()
+            )
+            self._record(stored, [AuditEntry(AuditAction.COLLECTION_CREATE, name, detail=detail)], caller)
         return self._status(stored)
 
     def get_collection(self, name: str) -> CollectionStatus:
@@ -94,29 +148,47 @@ class Registry:
         """The collection's settings alone, without counting anything (identification and enrollment)."""
         return self._fresh_collection(name)
 
-    def update_collection(self, name: str, update: CollectionUpdate) -> CollectionStatus:
-        """Replaces the decision settings given in ``update``; returns the collection after, with its counts."""
+    def update_collection(self, name: str, update: CollectionUpdate, caller: Caller = ANONYMOUS) -> CollectionStatus:
+        """Replaces the settings given in ``update``; returns the collection after, with its counts."""
         changed = update.apply(self._fresh_collection(name))
         validate_decision_settings(changed.default_threshold, changed.target_fpir, changed.min_margin)
+        validate_retention(changed.retention_seconds)
         stored = self._store.update_collection(changed)
         if stored is None:
             self._settings.drop(name)
             raise CollectionNotFound(f"collection {name!r} does not exist")
         self._settings.put(stored)
+        self._record(stored, [AuditEntry(AuditAction.COLLECTION_UPDATE, name, detail=update.described())], caller)
         return self._status(stored)
 
     def list_collections(self, tenant: str | None = None) -> list[CollectionStatus]:
-        """Collections ordered by name, optionally only one tenant's."""
+        """Collections ordered by name, optionally only one tenant's; transient ones are left out."""
         collections = sorted(self._store.list_collections(), key=lambda c: c.name)
-        return [self._status(c) for c in collections if tenant is None or c.tenant == tenant]
+        return [self._status(c) for c in collections if not c.transient and (tenant is None or c.tenant == tenant)]
 
-    def delete_collection(self, name: str) -> int:
+    def delete_collection(self, name: str, caller: Caller = ANONYMOUS) -> int:
         """Deletes a collection and all its faces; returns how many faces it held."""
-        self._fresh_collection(name)
+        collection = self._fresh_collection(name)
         try:
-            return self._store.delete_collection(name)
+            faces = self._store.delete_collection(name)
         finally:
             self._settings.drop(name)
+        self._record(collection, [AuditEntry(AuditAction.COLLECTION_DELETE, name, faces=faces)], caller)
+        return faces
+
+    def remove_transient_collections(self) -> list[str]:
+        """Deletes the transient collections a crash left behind (when the registry starts); returns their names.
+
+        Over a store other replicas share, only those older than ``SHARED_TRANSIENT_MAX_AGE``: a younger one may
+        be a call's of a replica that is running."""
+        cutoff = None if self._store.exclusive else datetime.now(UTC) - SHARED_TRANSIENT_MAX_AGE
+        removed = []
+        for collection in self._store.list_collections():
+            if collection.transient and (cutoff is None or collection.created_at < cutoff):
+                self._store.delete_collection(collection.name)
+                self._settings.drop(collection.name)
+                removed.append(collection.name)
+        return sorted(removed)
 
     def count(self, name: str) -> Counts:
         """Faces and distinct people in the collection."""
@@ -124,7 +196,13 @@ class Registry:
 
     # --- faces ---------------------------------------------------------------------------------------
 
-    def upsert_faces(self, name: str, faces: Sequence[FaceRecord], people: Sequence[PersonAttributes] = ()) -> int:
+    def upsert_faces(
+        self,
+        name: str,
+        faces: Sequence[FaceRecord],
+        people: Sequence[PersonAttributes] = (),
+        caller: Caller = ANONYMOUS,
+    ) -> int:
         """Inserts or replaces faces by id (idempotent), with optional attributes of their people.
 
         A person's attributes are kept on each of their faces: new faces of a known person inherit them,
@@ -151,14 +229,45 @@ class Registry:
         for person_id, person in given.items():
             if person_id in known:
                 self._store.set_person_attributes(name, person)
+        enrolled = Counter(face.person_id for face in checked)
+        entries = [AuditEntry(AuditAction.ENROLL, name, person_id=p, faces=n) for p, n in sorted(enrolled.items())]
+        entries += [
+            AuditEntry(AuditAction.PERSON_UPDATE, name, person_id=p, detail="attributes")
+            for p in sorted(given.keys() - enrolled.keys())
+        ]
+        self._record(collection, entries, caller)
         return len(checked)
 
-    def delete_face(self, name: str, face_id: str) -> bool:
-        """Deletes one face; ``False`` when no face had that id."""
-        self._collection(name)
+    def delete_face(self, name: str, face_id: str, caller: Caller = ANONYMOUS) -> str | None:
+        """Deletes one face; returns the person it belonged to, ``None`` when no face had that id."""
+        collection = self._collection(name)
         if not face_id:
             raise InvalidFace("face_id must not be empty")
-        return self._store.delete_face(name, face_id)
+        owner = self._store.delete_face(name, face_id)
+        if owner is not None:
+            entry = AuditEntry(AuditAction.FACE_DELETE, name, person_id=owner, face_id=face_id, faces=1)
+            self._record(collection, [entry], caller)
+        return owner
+
+    def move_face(self, name: str, face_id: str, to_person_id: str, caller: Caller = ANONYMOUS) -> MovedFace:
+        """Moves a face to another person: it keeps its id, descriptor, metadata and enrollment time, and takes
+        the person's attributes. Moving a face to its own person changes nothing (and records nothing)."""
+        collection = self._fresh_collection(name)
+        if not face_id:
+            raise InvalidFace("face_id must not be empty")
+        validate_person_id(to_person_id)
+        face = self._store.face(name, face_id)
+        if face is None:
+            raise FaceNotFound(f"collection {name!r} holds no face {face_id!r}")
+        before = face.person_id
+        if before != to_person_id:
+            target = self._known_attributes(name, [to_person_id]).get(to_person_id, PersonAttributes(to_person_id))
+            face = replace(face, person_id=to_person_id)
+            self._store.upsert_faces(name, [StoredFace(face=face, person=target)])
+            detail = f"from person {before!r} to person {to_person_id!r}"
+            entry = AuditEntry(AuditAction.FACE_MOVE, name, person_id=before, face_id=face_id, faces=1, detail=detail)
+            self._record(collection, [entry], caller)
+        return MovedFace(face=replace(face, embedding=np.zeros(0, dtype=np.float32)), from_person_id=before)
 
     # --- search --------------------------------------------------------------------------------------
 
@@ -279,11 +388,13 @@ class Registry:
         records = self._store.face_records(name, person_ids, with_embeddings)
         return sorted(records, key=lambda face: (face.person_id, face.face_id))
 
-    def update_person(self, name: str, update: PersonUpdate) -> Person:
+    def update_person(self, name: str, update: PersonUpdate, caller: Caller = ANONYMOUS) -> Person:
         """Changes a person's display name and metadata on all their faces; returns the person after."""
         current = self.get_person(name, update.person_id)
         changed = update.apply(PersonAttributes(current.person_id, current.display_name, dict(current.metadata)))
         self._store.set_person_attributes(name, changed)
+        entry = AuditEntry(AuditAction.PERSON_UPDATE, name, person_id=update.person_id, detail=update.described())
+        self._record(self._collection(name), [entry], caller)
         return Person(
             person_id=changed.person_id,
             display_name=changed.display_name,
@@ -291,11 +402,89 @@ class Registry:
             face_ids=current.face_ids,
         )
 
-    def delete_person(self, name: str, person_id: str) -> int:
-        """Erasure: deletes every face of the person; returns how many (0 when none)."""
-        self._collection(name)
+    def delete_person(self, name: str, person_id: str, caller: Caller = ANONYMOUS) -> int:
+        """Erasure: deletes every face of the person; returns how many (0 when none).
+
+        Recorded even when the person had no face: the request to erase them was carried out."""
+        collection = self._collection(name)
         validate_person_id(person_id)
-        return self._store.delete_person(name, person_id)
+        faces = self._store.delete_person(name, person_id)
+        self._record(
+            collection, [AuditEntry(AuditAction.PERSON_DELETE, name, person_id=person_id, faces=faces)], caller
+        )
+        return faces
+
+    # --- audit, retention, compaction ------------------------------------------------------------------
+
+    def list_audit_events(
+        self,
+        tenant: str,
+        since: datetime | None = None,
+        collection: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> AuditPage:
+        """One page of a tenant's audit record, oldest first; only one collection's events when given."""
+        if collection:
+            validate_collection_name(collection)
+        query = AuditQuery(
+            tenant=tenant,
+            since=since,
+            collection=collection,
+            limit=page_size_or_default(page_size),
+            after=decode_audit_token(page_token),
+        )
+        found = self._audit.read(query)
+        token = encode_audit_token(found.next) if found.next is not None else ""
+        return AuditPage(events=found.events, next_page_token=token)
+
+    def purge_expired(self, now: datetime | None = None) -> int:
+        """Deletes the faces of every person whose newest face is older than their collection's retention period,
+        recording one event per person; returns how many faces. Purging again deletes and records nothing."""
+        moment = datetime.now(UTC) if now is None else now
+        purged = 0
+        for collection in self._store.list_collections():
+            if collection.retention_seconds > 0:
+                cutoff = moment - timedelta(seconds=collection.retention_seconds)
+                try:
+                    purged += self._purge_collection(collection, cutoff)
+                except CollectionNotFound:  # deleted meanwhile (through another replica)
+                    continue
+        return purged
+
+    def _purge_collection(self, collection: Collection, cutoff: datetime) -> int:
+        """Purges the collection's expired people (at most ``_PURGE_PER_ROUND``; the next round takes the rest),
+        recording them ``_PURGE_BATCH`` at a time."""
+        name = collection.name
+        detail = f"retention_seconds={collection.retention_seconds}"
+        people = self._store.expired_people(name, cutoff, _PURGE_PER_ROUND)
+        purged = 0
+        for start in range(0, len(people), _PURGE_BATCH):
+            entries = []
+            for person_id in people[start : start + _PURGE_BATCH]:
+                # 0 when enrolled again since they were found, or purged by another replica.
+                faces = self._store.purge_person(name, person_id, cutoff)
+                if faces:
+                    purged += faces
+                    entries.append(
+                        AuditEntry(AuditAction.RETENTION_PURGE, name, person_id=person_id, faces=faces, detail=detail)
+                    )
+            self._record(collection, entries, RETENTION)
+        if people:
+            log.info("retention: purged %d faces of %d people from %s", purged, len(people), name)
+        return purged
+
+    def compact_erased(self) -> list[str]:
+        """Starts rewriting the files of each collection with faces erased since its last rewrite, where the store
+        needs it (so that erased descriptors leave the disk); returns the collections whose rewrite started."""
+        started = []
+        for collection in self._store.list_collections():
+            try:
+                if self._store.compact(collection.name):
+                    started.append(collection.name)
+            except CollectionNotFound:  # deleted meanwhile
+                continue
+        return started
 
     # --- helpers -------------------------------------------------------------------------------------
 
@@ -328,6 +517,15 @@ class Registry:
             faces=self._store.count_faces(collection.name), people=self._store.count_people(collection.name)
         )
         return CollectionStatus(collection=collection, counts=counts)
+
+    def _record(self, collection: Collection, entries: Sequence[AuditEntry], caller: Caller) -> None:
+        """Appends the entries to the collection's tenant's record (durable when it returns), with the caller;
+        transient collections are not recorded."""
+        if collection.transient or not entries:
+            return
+        self._audit.append(
+            collection.tenant, [replace(e, actor=caller.actor, request_id=caller.request_id) for e in entries]
+        )
 
     def _known_attributes(self, name: str, person_ids: Sequence[str]) -> dict[str, PersonAttributes]:
         people = _people(self._store.faces_of(name, person_ids))

@@ -2,7 +2,8 @@
 
 Thin on purpose: no rules live here. Domain errors propagate; the shared error interceptor maps them to
 status codes. The ``Registry`` blocks (the stores do), so each call runs in a worker thread and searches
-proceed while writes are in flight.
+proceed while writes are in flight. Writes name their ``Caller`` for the audit record: the ``x-facerec-actor``
+metadata and the request id the shared interceptor took from ``x-request-id``.
 """
 
 from __future__ import annotations
@@ -15,9 +16,13 @@ import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
 from typing_extensions import override
 
+from facerec import limits
 from facerec.registry.v1 import registry_pb2 as pb
 from facerec.registry.v1 import registry_pb2_grpc as pb_grpc
+from facerec.runtime import context as call_context
 from facerec.runtime.stages import StageTimer
+from facerec.v1 import audit_pb2
+from facerec_registry.audit import AuditEvent, Caller
 from facerec_registry.domain import (
     Collection,
     CollectionStatus,
@@ -29,11 +34,21 @@ from facerec_registry.domain import (
     PersonUpdate,
     SearchQuery,
 )
+from facerec_registry.errors import InvalidPageRequest
 from facerec_registry.registry import Registry
 
 Context = grpc.aio.ServicerContext[object, object]
 
 STAGES = StageTimer("registry")
+
+
+def caller_of(context: Context) -> Caller:
+    """Who the call acts for (``x-facerec-actor``) and its request id, as the audit record names them."""
+    actor = ""
+    for key, value in context.invocation_metadata() or ():
+        if key == call_context.ACTOR_HEADER and isinstance(value, str):
+            actor = value
+    return Caller.named(actor, call_context.request_id.get())
 
 
 class RegistryServicer(pb_grpc.RegistryServicer):
@@ -53,6 +68,9 @@ class RegistryServicer(pb_grpc.RegistryServicer):
             request.tenant,
             request.target_fpir,
             request.min_margin,
+            request.retention_seconds,
+            request.transient,
+            caller_of(context),
         )
         return collection_to_proto(status)
 
@@ -74,21 +92,25 @@ class RegistryServicer(pb_grpc.RegistryServicer):
             default_threshold=request.default_threshold if request.HasField("default_threshold") else None,
             target_fpir=request.target_fpir if request.HasField("target_fpir") else None,
             min_margin=request.min_margin if request.HasField("min_margin") else None,
+            retention_seconds=request.retention_seconds if request.HasField("retention_seconds") else None,
         )
-        return collection_to_proto(await asyncio.to_thread(self._registry.update_collection, request.name, update))
+        status = await asyncio.to_thread(self._registry.update_collection, request.name, update, caller_of(context))
+        return collection_to_proto(status)
 
     @override
     async def DeleteCollection(
         self, request: pb.DeleteCollectionRequest, context: Context
     ) -> pb.DeleteCollectionResponse:
-        deleted = await asyncio.to_thread(self._registry.delete_collection, request.name)
+        deleted = await asyncio.to_thread(self._registry.delete_collection, request.name, caller_of(context))
         return pb.DeleteCollectionResponse(faces_deleted=deleted)
 
     @override
     async def UpsertFaces(self, request: pb.UpsertFacesRequest, context: Context) -> pb.UpsertFacesResponse:
         faces = [face_from_proto(face) for face in request.faces]
         people = [PersonAttributes(p.person_id, p.display_name, dict(p.metadata)) for p in request.people]
-        upserted = await asyncio.to_thread(self._registry.upsert_faces, request.collection, faces, people)
+        upserted = await asyncio.to_thread(
+            self._registry.upsert_faces, request.collection, faces, people, caller_of(context)
+        )
         return pb.UpsertFacesResponse(upserted=upserted)
 
     @override
@@ -109,8 +131,10 @@ class RegistryServicer(pb_grpc.RegistryServicer):
 
     @override
     async def DeleteFace(self, request: pb.DeleteFaceRequest, context: Context) -> pb.DeleteFaceResponse:
-        deleted = await asyncio.to_thread(self._registry.delete_face, request.collection, request.face_id)
-        return pb.DeleteFaceResponse(deleted=deleted)
+        owner = await asyncio.to_thread(
+            self._registry.delete_face, request.collection, request.face_id, caller_of(context)
+        )
+        return pb.DeleteFaceResponse(deleted=owner is not None, person_id=owner or "")
 
     @override
     async def ListFaces(self, request: pb.ListFacesRequest, context: Context) -> pb.ListFacesResponse:
@@ -148,18 +172,47 @@ class RegistryServicer(pb_grpc.RegistryServicer):
             metadata=dict(request.metadata),
             replace_metadata=request.replace_metadata,
         )
-        person = await asyncio.to_thread(self._registry.update_person, request.collection, update)
+        person = await asyncio.to_thread(self._registry.update_person, request.collection, update, caller_of(context))
         return person_to_proto(person)
 
     @override
     async def DeletePerson(self, request: pb.DeletePersonRequest, context: Context) -> pb.DeletePersonResponse:
-        deleted = await asyncio.to_thread(self._registry.delete_person, request.collection, request.person_id)
+        deleted = await asyncio.to_thread(
+            self._registry.delete_person, request.collection, request.person_id, caller_of(context)
+        )
         return pb.DeletePersonResponse(faces_deleted=deleted)
 
     @override
     async def Count(self, request: pb.CountRequest, context: Context) -> pb.CountResponse:
         counts = await asyncio.to_thread(self._registry.count, request.collection)
         return pb.CountResponse(faces=counts.faces, people=counts.people)
+
+    @override
+    async def MoveFace(self, request: pb.MoveFaceRequest, context: Context) -> pb.MoveFaceResponse:
+        moved = await asyncio.to_thread(
+            self._registry.move_face, request.collection, request.face_id, request.to_person_id, caller_of(context)
+        )
+        return pb.MoveFaceResponse(face=face_to_proto(moved.face), from_person_id=moved.from_person_id)
+
+    @override
+    async def ListAuditEvents(self, request: pb.ListAuditEventsRequest, context: Context) -> pb.ListAuditEventsResponse:
+        since = None
+        if request.HasField("since"):
+            try:
+                since = limits.check_timestamp(request.since.seconds, request.since.nanos, "since")
+            except ValueError as error:
+                raise InvalidPageRequest(str(error)) from None
+        page = await asyncio.to_thread(
+            self._registry.list_audit_events,
+            request.tenant,
+            since,
+            request.collection,
+            request.page_size,
+            request.page_token,
+        )
+        return pb.ListAuditEventsResponse(
+            events=[audit_event_to_proto(event) for event in page.events], next_page_token=page.next_page_token
+        )
 
 
 # --- conversions ------------------------------------------------------------------------------------------
@@ -182,6 +235,8 @@ def settings_to_proto(collection: Collection) -> pb.Collection:
         created_at=_timestamp(collection.created_at),
         target_fpir=collection.target_fpir,
         min_margin=collection.min_margin,
+        retention_seconds=collection.retention_seconds,
+        transient=collection.transient,
     )
 
 
@@ -235,4 +290,21 @@ def person_to_proto(person: Person) -> pb.Person:
         metadata=dict(person.metadata),
         face_count=person.face_count,
         face_ids=list(person.face_ids),
+    )
+
+
+def audit_event_to_proto(event: AuditEvent) -> audit_pb2.AuditEvent:
+    """The proto of an audit event (the action numbers are the proto's own)."""
+    entry = event.entry
+    return audit_pb2.AuditEvent(
+        sequence=event.sequence,
+        time=_timestamp(event.time),
+        action=audit_pb2.AuditAction.ValueType(int(entry.action)),
+        collection=entry.collection,
+        person_id=entry.person_id,
+        face_id=entry.face_id,
+        faces=entry.faces,
+        request_id=entry.request_id,
+        actor=entry.actor,
+        detail=entry.detail,
     )

@@ -60,3 +60,9 @@ class RegistrySettings(ServiceSettings):
         description="Qdrant server: how long a collection's settings are kept between searches (a change made "
         "through another replica is seen within this). The embedded store keeps them until they change.",
     )
+    retention_interval_s: float = Field(
+        3600.0,
+        gt=0,
+        description="Seconds between two rounds of upkeep: purging people whose collection's retention period ran "
+        "out, and (embedded store) rewriting collections' files without the faces erased since the last round.",
+    )

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
+from facerec_registry.audit import AuditLog
 from facerec_registry.domain import Collection, FaceRecord, PersonAttributes, Vector
 
 
@@ -110,9 +112,15 @@ class FaceStore(Protocol):
     ``exclusive``: whether every change to the store's collections goes through this object (one process owns
     the data, as with the embedded store). The registry then keeps collection settings for as long as it
     likes; otherwise (a server shared by replicas) only briefly, since another replica may change them.
+    ``audit``: the audit record, kept where the data is (so that replicas sharing a server share one record).
     """
 
     exclusive: bool
+
+    @property
+    def audit(self) -> AuditLog:
+        """The store's audit record."""
+        ...
 
     def create_collection(self, collection: Collection) -> Collection:
         """Creates the collection, or returns the existing one of that name unchanged."""
@@ -147,12 +155,33 @@ class FaceStore(Protocol):
         collection is gone (the registry may have searched with settings it kept)."""
         ...
 
-    def delete_face(self, name: str, face_id: str) -> bool:
-        """Deletes one face; ``False`` when no face had that id."""
+    def face(self, name: str, face_id: str) -> FaceRecord | None:
+        """The face of that id as stored, with its descriptor; ``None`` when absent."""
+        ...
+
+    def delete_face(self, name: str, face_id: str) -> str | None:
+        """Deletes one face; returns whose it was, or ``None`` when no face had that id."""
         ...
 
     def delete_person(self, name: str, person_id: str) -> int:
         """Deletes every face of a person; returns how many there were."""
+        ...
+
+    def expired_people(self, name: str, cutoff: datetime, limit: int) -> list[str]:
+        """Up to ``limit`` people whose newest face was enrolled before ``cutoff``, ascending.
+
+        Found from the faces enrolled before the cut-off (a range on the indexed enrollment time), then each
+        candidate's newer faces: the work grows with the old faces, not with the collection."""
+        ...
+
+    def purge_person(self, name: str, person_id: str, cutoff: datetime) -> int:
+        """Deletes the person's faces enrolled before ``cutoff`` if they have none since; returns how many
+        (0 when they were enrolled again meanwhile, or are gone already)."""
+        ...
+
+    def compact(self, name: str) -> bool:
+        """Starts rewriting the collection's files without the faces erased since the last rewrite, when there
+        are such; returns whether it started (a store whose server does this itself returns ``False``)."""
         ...
 
     def count_people(self, name: str) -> int:

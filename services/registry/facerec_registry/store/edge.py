@@ -10,6 +10,7 @@ each in a module of its own:
   directory (``people.py``);
 - ``edge_index.py``: background HNSW index builds in a child process, swapped in with a short pause;
 - ``edge_shard.py``: Edge settings, search parameters, filters and reads of a shard;
+- ``audit_file.py``: the audit record, a file per tenant in ``<data_dir>/audit/``;
 - this module: the ``FaceStore`` over them.
 """
 
@@ -27,12 +28,16 @@ import qdrant_edge as edge
 from facerec_registry.domain import Collection, FaceRecord, PersonAttributes, Vector
 from facerec_registry.errors import CollectionNotFound
 from facerec_registry.store import payload
+from facerec_registry.store.audit_file import FileAuditLog
 from facerec_registry.store.base import FaceSummary, ScoredFace, StoreConfig, StoredFace, VectorQuery
 from facerec_registry.store.edge_catalog import EdgeCatalog, new_shard_dir_name, write_entry
 from facerec_registry.store.edge_collection import EdgeCollection
 from facerec_registry.store.edge_shard import (
+    create_shard,
     edge_config,
+    enrolled,
     owners,
+    people_among,
     person_filter,
     query_filter,
     scroll_all,
@@ -61,6 +66,7 @@ class EdgeFaceStore:
         # Made once: by whether the query is for distinct people.
         self._search_params = {people: search_params(config, people) for people in (False, True)}
         self._catalog = EdgeCatalog(Path(config.data_dir))
+        self.audit = FileAuditLog(Path(config.data_dir) / "audit")
         self._catalog_lock = threading.Lock()
         self._open: dict[str, EdgeCollection] = {}
         for folder, collection in self._catalog.entries():
@@ -76,9 +82,7 @@ class EdgeFaceStore:
                 return existing.collection
             staging = self._catalog.staging_folder(collection.name)
             shard_dir_name = new_shard_dir_name()
-            shard = edge.EdgeShard.create(str(staging / shard_dir_name), edge_config(collection, self._config))
-            for field_name in payload.KEYWORD_INDEXES:
-                shard.update(edge.UpdateOperation.create_field_index(field_name, edge.PayloadSchemaType.Keyword))
+            shard = create_shard(staging / shard_dir_name, collection, self._config)
             shard.flush()
             shard.close()
             write_entry(staging, collection, shard_dir_name)
@@ -170,17 +174,27 @@ class EdgeFaceStore:
         scored = payload.scored_face
         return [[scored(point.payload, point.score) for point in result] for result in results]
 
-    def delete_face(self, name: str, face_id: str) -> bool:
-        """Deletes one face by id."""
+    def face(self, name: str, face_id: str) -> FaceRecord | None:
+        """The face of that id, with its descriptor; ``None`` when absent."""
+        opened = self._collection(name)
+        with opened.reading() as shard:
+            records = shard.retrieve([payload.point_id(face_id)], with_payload=True, with_vector=True)
+        if not records:
+            return None
+        return payload.face_record(records[0].payload or {}, _vector(records[0].vector))
+
+    def delete_face(self, name: str, face_id: str) -> str | None:
+        """Deletes one face by id; returns whose it was."""
         opened = self._collection(name)
         point = payload.point_id(face_id)
         with opened.writing() as shard:
             owner = owners(shard, [point])
             if not owner:
-                return False
+                return None
             opened.apply(shard, edge.UpdateOperation.delete_points([point]))
             opened.people.record(removed=owner)
-            return True
+            opened.note_erasure()
+            return owner[0]
 
     def delete_person(self, name: str, person_id: str) -> int:
         """Deletes every face of the person (counted and deleted under one write lock)."""
@@ -190,8 +204,49 @@ class EdgeFaceStore:
             faces = int(shard.count(edge.CountRequest(exact=True, filter=person)))
             if faces:
                 opened.apply(shard, edge.UpdateOperation.delete_points_by_filter(person))
+                opened.note_erasure()
             opened.people.remove_person(person_id)
             return faces
+
+    def expired_people(self, name: str, cutoff: datetime, limit: int) -> list[str]:
+        """People with faces enrolled before the cut-off (a facet over those faces only), less those with a newer
+        face (a facet over the newer faces of the candidates only)."""
+        opened = self._collection(name)
+        with opened.reading() as shard:
+            candidates = people_among(shard, edge.Filter(must=[enrolled(before=cutoff)]))
+            kept: set[str] = set()
+            ordered = sorted(candidates)
+            for start in range(0, len(ordered), payload.RETENTION_CHECK_CHUNK):
+                chunk = ordered[start : start + payload.RETENTION_CHECK_CHUNK]
+                newer = edge.Filter(
+                    must=[
+                        edge.FieldCondition(payload.PERSON_ID, match=edge.MatchAny(chunk)),
+                        enrolled(since=cutoff),
+                    ]
+                )
+                kept |= people_among(shard, newer)
+        return sorted(candidates - kept)[:limit]
+
+    def purge_person(self, name: str, person_id: str, cutoff: datetime) -> int:
+        """Deletes the person's faces if none was enrolled since the cut-off (checked under the write lock)."""
+        opened = self._collection(name)
+        person = edge.FieldCondition(payload.PERSON_ID, match=edge.MatchValue(person_id))
+        with opened.writing() as shard:
+            newer = edge.Filter(must=[person, enrolled(since=cutoff)])
+            if int(shard.count(edge.CountRequest(exact=True, filter=newer))):
+                return 0
+            faces = int(shard.count(edge.CountRequest(exact=True, filter=edge.Filter(must=[person]))))
+            if faces:
+                opened.apply(shard, edge.UpdateOperation.delete_points_by_filter(edge.Filter(must=[person])))
+                opened.note_erasure()
+            opened.people.remove_person(person_id)
+            return faces
+
+    def compact(self, name: str) -> bool:
+        """Starts a rewrite of the collection's shard without its erased faces, when faces were erased since the
+        last one and no index build runs (see ``edge_index.py``); returns whether it started."""
+        opened = self._collection(name)
+        return opened.erasures > 0 and opened.index.start_rewrite()
 
     def count_people(self, name: str) -> int:
         """Number of people with a face, from the collection's directory."""
@@ -238,6 +293,14 @@ class EdgeFaceStore:
         """Points of the collection not covered by an HNSW index yet (searched exactly)."""
         return self._collection(name).unindexed_points()
 
+    def rewrites(self, name: str) -> int:
+        """How many rewrites without erased faces were swapped in since the store opened."""
+        return self._collection(name).index.rewrites
+
+    def erasures_pending(self, name: str) -> bool:
+        """Whether faces were erased since the collection's last rewrite (their descriptors are still in files)."""
+        return self._collection(name).erasures > 0
+
     def index_builds(self, name: str) -> int:
         """How many background index builds were swapped in since the store opened."""
         return self._collection(name).index.builds
@@ -263,3 +326,4 @@ class EdgeFaceStore:
             for opened in self._open.values():
                 opened.close()
             self._open.clear()
+        self.audit.close()

@@ -6,10 +6,15 @@ writes wait for the copy while searches go on.
 Counts and person listing: each open collection keeps a ``PeopleDirectory`` (faces per person, ids in
 order), built from the shard when it opens and updated by every write under the write lock; so counting
 and paging people cost no scan, and after a crash the directory is rebuilt from what the WAL recovered.
+Erasures: a deleted face leaves search at once, but its descriptor stays in the shard's files (segments mark
+points deleted; the WAL keeps the upsert that wrote it) until the shard is rewritten (``edge_index.py``). The
+first erasure after a rewrite leaves a marker file, ``erasures-pending``, in the collection's folder, so that a
+rewrite is due even after a restart; a rewrite that saw every erasure removes it.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,9 +26,11 @@ from facerec_registry.domain import Collection
 from facerec_registry.store.base import StoreConfig
 from facerec_registry.store.edge_catalog import read_entry, write_entry
 from facerec_registry.store.edge_index import IndexBuilds
-from facerec_registry.store.edge_shard import edge_config, faces_per_person, read_ahead
+from facerec_registry.store.edge_shard import edge_config, ensure_payload_indexes, faces_per_person, read_ahead
 from facerec_registry.store.people import PeopleDirectory
 from facerec_registry.store.rwlock import ReadWriteLock
+
+ERASURES_MARKER = "erasures-pending"
 
 
 class EdgeCollection:
@@ -39,7 +46,11 @@ class EdgeCollection:
         self.writers = threading.Lock()
         self.shard_dir = folder / shard_dir_name
         self.shard = edge.EdgeShard.load(str(self.shard_dir), edge_config(collection, config))
+        ensure_payload_indexes(self.shard)
         read_ahead(self.shard_dir)
+        self._erasures_marker = folder / ERASURES_MARKER
+        # Erasures since the last rewrite (changed under the write lock); 1 when a marker says some are pending.
+        self.erasures = 1 if self._erasures_marker.exists() else 0
         # Read under the read lock; changed only under the write lock, by the write that changes the faces.
         self.people = PeopleDirectory(faces_per_person(self.shard))
         self.index = IndexBuilds(self, config)
@@ -68,6 +79,25 @@ class EdgeCollection:
         """Applies a write (caller holds the write lock) and journals it while an index build runs."""
         shard.update(operation)
         self.index.record(operation)
+
+    def note_erasure(self) -> None:
+        """Records that faces were erased (caller holds the write lock): a rewrite is due, across restarts."""
+        self.erasures += 1
+        if not self._erasures_marker.exists():
+            with self._erasures_marker.open("w") as marker:
+                os.fsync(marker.fileno())
+            descriptor = os.open(self.folder, os.O_RDONLY)
+            try:
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+
+    def rewritten(self, erasures_seen: int) -> None:
+        """Records a rewrite that began after ``erasures_seen`` erasures (caller holds the write lock): when
+        none came since, no erasure is pending any more."""
+        if self.erasures == erasures_seen:
+            self.erasures = 0
+            self._erasures_marker.unlink(missing_ok=True)
 
     def update_settings(self, collection: Collection) -> None:
         """Records new settings of the collection in its catalog entry, then serves them.

@@ -7,6 +7,13 @@ So the index is built in a child process (``optimize_shard.py``) on a copy of th
 serving from the original, journaling every write made meanwhile. The indexed copy is loaded, then, under
 the collection's write lock, the journal's last writes are replayed onto it and the catalog entry switched to
 it atomically: searches pause only for that. Until then searches over unindexed points are exact.
+
+A *rewrite* (``start_rewrite``) goes the same way, but the child copies the live points of the copy into a
+fresh shard and indexes that: the result holds no trace of deleted points. Optimizing alone would not do:
+Qdrant's vacuum drops deleted points from segments only past ``deleted_threshold`` (a fifth of a segment by
+default), and the WAL keeps the upserts that wrote them, descriptors included (measured, qdrant-edge-py 0.9.0:
+an erased face's vector was still in ``wal/open-1``, CBOR-encoded, after a vacuum). It costs what a first index
+build of the collection costs, so it runs only when faces were erased since the last one (see ``edge.py``).
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import qdrant_edge as edge
 
 from facerec_registry.store.base import StoreConfig
 from facerec_registry.store.edge_catalog import new_shard_dir_name
-from facerec_registry.store.edge_shard import edge_config, read_ahead
+from facerec_registry.store.edge_shard import create_shard, edge_config, read_ahead
 
 if TYPE_CHECKING:
     from facerec_registry.store.edge_collection import EdgeCollection
@@ -44,9 +51,11 @@ class IndexBuilds:
         # Writes made while a build runs (None when none runs); changed under the target's write lock.
         self._journal: list[edge.UpdateOperation] | None = None
         self._builder: threading.Thread | None = None
+        self._starting = threading.Lock()
         self._child: subprocess.Popen[str] | None = None
         self._closing = threading.Event()
         self.builds = 0
+        self.rewrites = 0
         self.last_swap_pause_s = 0.0
 
     def record(self, operation: edge.UpdateOperation) -> None:
@@ -61,16 +70,32 @@ class IndexBuilds:
         copies the whole shard, so during a bulk load of n faces a fixed threshold would copy O(n^2)
         bytes; growing it with the collection keeps the number of builds logarithmic.
         """
-        if self._closing.is_set() or (self._builder is not None and self._builder.is_alive()):
+        if self._running():
             return
         with self._target.reading() as shard:
             info = shard.info()
         unindexed = int(info.points_count) - int(info.indexed_vectors_count)
         if unindexed < max(self._config.optimize_threshold, int(info.points_count) // 10):
             return
-        name = self._target.collection.name
-        self._builder = threading.Thread(target=self._build, name=f"index-{name}", daemon=True)
-        self._builder.start()
+        self._start(rewrite=False)
+
+    def start_rewrite(self) -> bool:
+        """Starts a rewrite of the shard without its deleted points, unless a build runs; returns whether."""
+        return self._start(rewrite=True)
+
+    def _running(self) -> bool:
+        return self._closing.is_set() or (self._builder is not None and self._builder.is_alive())
+
+    def _start(self, rewrite: bool) -> bool:
+        """Starts a build (or a rewrite) unless one runs; returns whether it started."""
+        with self._starting:  # writers' threads and the maintenance loop may ask at once
+            if self._running():
+                return False
+            name = self._target.collection.name
+            kind = "rewrite" if rewrite else "index"
+            self._builder = threading.Thread(target=self._build, args=(rewrite,), name=f"{kind}-{name}", daemon=True)
+            self._builder.start()
+            return True
 
     def wait(self, timeout_s: float | None = None) -> None:
         """Blocks until a running background index build ends."""
@@ -85,30 +110,40 @@ class IndexBuilds:
             child.kill()
         self.wait()
 
-    def _build(self) -> None:
+    def _build(self, rewrite: bool) -> None:
         target = self._target
         build_dir = target.folder / new_shard_dir_name()
+        copy_dir = target.folder / new_shard_dir_name() if rewrite else build_dir
         try:
             # The copy must see no write, but searches go on meanwhile.
             with target.writers, target.reading() as shard:
                 shard.flush()
-                shutil.copytree(target.shard_dir, build_dir)
+                shutil.copytree(target.shard_dir, copy_dir)
                 self._journal = []
+                erasures_seen = target.erasures
             started = time.perf_counter()
-            self._run_builder_process(build_dir)
-            log.info("index of %s built in %.1f s", target.collection.name, time.perf_counter() - started)
-            self._swap_in(build_dir)
+            if rewrite:
+                create_shard(build_dir, target.collection, self._config).close()
+                self._run_builder_process(["--rewrite", str(copy_dir), str(build_dir)])
+                shutil.rmtree(copy_dir, ignore_errors=True)
+            else:
+                self._run_builder_process([str(build_dir)])
+            kind = "rewrite" if rewrite else "index"
+            log.info("%s of %s built in %.1f s", kind, target.collection.name, time.perf_counter() - started)
+            self._swap_in(build_dir, erasures_seen if rewrite else None)
             self.builds += 1
+            self.rewrites += int(rewrite)
         except Exception:
             if not self._closing.is_set():
                 log.exception("index build of collection %s failed; searches stay exact", target.collection.name)
             with target.writing():
                 self._journal = None
             shutil.rmtree(build_dir, ignore_errors=True)
+            shutil.rmtree(copy_dir, ignore_errors=True)
 
-    def _run_builder_process(self, build_dir: Path) -> None:
+    def _run_builder_process(self, arguments: list[str]) -> None:
         child = subprocess.Popen(
-            [sys.executable, "-m", "facerec_registry.store.optimize_shard", str(build_dir)],
+            [sys.executable, "-m", "facerec_registry.store.optimize_shard", *arguments],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -121,7 +156,7 @@ class IndexBuilds:
         if child.returncode != 0:
             raise RuntimeError(f"index builder exited with {child.returncode}: {output[-2000:]}")
 
-    def _swap_in(self, build_dir: Path) -> None:
+    def _swap_in(self, build_dir: Path, erasures_seen: int | None) -> None:
         # Loading (it replays the copy's WAL) and catching up with the journal happen on a shard nobody
         # else uses yet, before taking the lock; under the lock only the last few writes are replayed.
         target = self._target
@@ -133,6 +168,8 @@ class IndexBuilds:
             for operation in (self._journal or [])[replayed:]:
                 new.update(operation)
             old, old_dir = target.replace_shard(new, build_dir)
+            if erasures_seen is not None:
+                target.rewritten(erasures_seen)
             self._journal = None
             self.last_swap_pause_s = time.perf_counter() - started
         # No reader can reach the old shard any more: close it outside the lock.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,24 @@ def edge_config(collection: Collection, config: StoreConfig) -> edge.EdgeConfig:
         quantization_config=quantization,
         optimizers=edge.EdgeOptimizersConfig(indexing_threshold=indexing_threshold_kb),
     )
+
+
+def create_shard(path: Path, collection: Collection, config: StoreConfig) -> edge.EdgeShard:
+    """A new, empty shard of the collection in ``path``, with its payload indexes."""
+    shard = edge.EdgeShard.create(str(path), edge_config(collection, config))
+    ensure_payload_indexes(shard)
+    return shard
+
+
+def ensure_payload_indexes(shard: edge.EdgeShard) -> None:
+    """Creates the payload indexes the shard lacks (a collection made by an earlier release has no index on the
+    enrollment time: it is built when the collection opens, once)."""
+    present = shard.info().payload_schema
+    wanted = [(name, edge.PayloadSchemaType.Keyword) for name in payload.KEYWORD_INDEXES]
+    wanted += [(name, edge.PayloadSchemaType.Datetime) for name in payload.DATETIME_INDEXES]
+    for field_name, schema in wanted:
+        if field_name not in present:
+            shard.update(edge.UpdateOperation.create_field_index(field_name, schema))
 
 
 def search_params(config: StoreConfig, distinct_people: bool = False) -> edge.SearchParams:
@@ -93,6 +112,26 @@ def owners(shard: edge.EdgeShard, point_ids: list[edge.PointId]) -> list[str]:
 def person_filter(person_ids: Sequence[str]) -> edge.Filter:
     """Faces of any of these people."""
     return edge.Filter(must=[edge.FieldCondition(payload.PERSON_ID, match=edge.MatchAny(list(person_ids)))])
+
+
+def enrolled(before: datetime | None = None, since: datetime | None = None) -> edge.FieldCondition:
+    """Faces enrolled before ``before`` and/or at or after ``since`` (a range on the indexed enrollment time)."""
+    return edge.FieldCondition(
+        payload.ENROLLED_AT,
+        range=edge.RangeDateTime(
+            lt=None if before is None else payload.datetime_bound(before),
+            gte=None if since is None else payload.datetime_bound(since),
+        ),
+    )
+
+
+def people_among(shard: edge.EdgeShard, request_filter: edge.Filter) -> set[str]:
+    """The people with a face matching the filter: an exact facet over the matching faces only."""
+    faces = int(shard.count(edge.CountRequest(exact=True, filter=request_filter)))
+    if faces == 0:
+        return set()
+    hits = shard.facet(edge.FacetRequest(payload.PERSON_ID, limit=faces, exact=True, filter=request_filter)).hits
+    return {str(hit.value) for hit in hits if hit.count > 0}
 
 
 def query_filter(query: VectorQuery) -> edge.Filter | None:

@@ -29,9 +29,17 @@ FACE_ID = "face_id"
 METADATA_PAIRS = "metadata_pairs"
 DISPLAY_NAME = "display_name"
 PERSON_METADATA = "person_metadata"
+ENROLLED_AT = "enrolled_at"
 # Payload fields indexed as keywords: person listing, erasure and grouping filter on the person id;
 # metadata filters match pairs.
 KEYWORD_INDEXES = (PERSON_ID, METADATA_PAIRS)
+# Indexed as a datetime (RFC 3339, as ``datetime.isoformat`` writes it): the retention purge finds the faces
+# enrolled before its cut-off with a range on it, never by reading every face.
+DATETIME_INDEXES = (ENROLLED_AT,)
+# The purge's candidates are checked for a newer face this many at a time (a facet over the newer faces of a
+# MatchAny of them). A facet's cost grows faster than its MatchAny: measured with qdrant-edge-py 0.9.0 on 900
+# candidates among 30k faces, 0.75 s in one request, 0.14 s in chunks of 100, 0.07 s in chunks of 10.
+RETENTION_CHECK_CHUNK = 32
 
 
 # A person's marker point (the server store's people directory) holds the person id, and the id's UTF-8
@@ -81,9 +89,14 @@ def face_payload(stored: StoredFace, enrolled_at: datetime) -> dict[str, Any]:
         "model_id": face.model_id,
         "metadata": dict(face.metadata),
         METADATA_PAIRS: [metadata_pair(k, v) for k, v in sorted(face.metadata.items())],
-        "enrolled_at": enrolled_at.isoformat(),
+        ENROLLED_AT: enrolled_at.astimezone(UTC).isoformat(),
         **person_payload(stored.person),
     }
+
+
+def datetime_bound(moment: datetime) -> str:
+    """A time as a bound of a datetime range on ``enrolled_at`` (the form the payload holds)."""
+    return moment.astimezone(UTC).isoformat()
 
 
 def person_payload(person: PersonAttributes) -> dict[str, Any]:
@@ -109,7 +122,7 @@ def scored_face(payload: Mapping[str, Any] | None, distance: float) -> ScoredFac
 
 def face_record(payload: Mapping[str, Any], embedding: Vector | None) -> FaceRecord:
     """The stored face held in a point's payload, with its descriptor when given (else an empty one)."""
-    enrolled_at = payload.get("enrolled_at")
+    enrolled_at = payload.get(ENROLLED_AT)
     return FaceRecord(
         face_id=str(payload[FACE_ID]),
         person_id=str(payload[PERSON_ID]),

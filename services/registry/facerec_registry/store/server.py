@@ -18,6 +18,11 @@ A marker is written before and again after its person's faces (a crash in betwee
 face without one), and removed once a count finds no face left; that count is repeated after the removal so
 that a face written meanwhile by another replica restores it.
 
+The audit record lives in the server too (``audit_server.py``), so that every replica writes one record.
+Erased faces: Qdrant drops deleted points from a segment's files when its vacuum optimizer rewrites the segment
+(once ``deleted_threshold`` of it, a fifth by default, is deleted) and from its WAL when the WAL rolls over; the
+server does this by itself (``compact`` has nothing to start).
+
 Every write passes ``wait=True``: the call returns once the server has applied it. Connection failures are
 translated into ``StoreUnavailable`` at this boundary.
 """
@@ -25,9 +30,7 @@ translated into ``StoreUnavailable`` at this boundary.
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,23 +38,23 @@ import grpc
 import numpy as np
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
-from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+from qdrant_client.http.exceptions import UnexpectedResponse
 
 from facerec_registry.domain import Collection, FaceRecord, PersonAttributes
-from facerec_registry.errors import CollectionNotFound, StoreUnavailable
+from facerec_registry.errors import CollectionNotFound
 from facerec_registry.store import payload
+from facerec_registry.store.audit_server import ServerAuditLog
 from facerec_registry.store.base import FaceSummary, ScoredFace, StoreConfig, StoredFace, VectorQuery
+from facerec_registry.store.server_errors import already_exists, translated_errors
 
 log = logging.getLogger(__name__)
 
 _SCROLL_PAGE = 1000
 _RESULT_FIELDS = [payload.FACE_ID, payload.PERSON_ID, payload.DISPLAY_NAME]
-_UNAVAILABLE_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 PEOPLE_SUFFIX = ".people"
 # Order-key parts with an integer index (the first 4 x 6 bytes of an id). Below them, people whose ids share a
 # 24-byte prefix are read together and sorted here.
 _INDEXED_KEY_PARTS = 4
-_LOCAL_MODE_MISSING = re.compile(r"Collection \S+ not found")
 
 
 def client_options(config: StoreConfig) -> dict[str, Any]:
@@ -85,9 +88,15 @@ def collection_options(collection: Collection, config: StoreConfig) -> dict[str,
     }
 
 
-def payload_indexes() -> dict[str, qm.KeywordIndexParams]:
-    """Payload indexes every gallery gets: keyword indexes on the person id and the metadata pairs."""
-    return {field: qm.KeywordIndexParams(type=qm.KeywordIndexType.KEYWORD) for field in payload.KEYWORD_INDEXES}
+def payload_indexes() -> dict[str, qm.KeywordIndexParams | qm.DatetimeIndexParams]:
+    """Payload indexes every gallery gets: keyword indexes on the person id and the metadata pairs, a datetime
+    index on the enrollment time (the retention purge's range)."""
+    indexes: dict[str, qm.KeywordIndexParams | qm.DatetimeIndexParams] = {
+        field: qm.KeywordIndexParams(type=qm.KeywordIndexType.KEYWORD) for field in payload.KEYWORD_INDEXES
+    }
+    for field in payload.DATETIME_INDEXES:
+        indexes[field] = qm.DatetimeIndexParams(type=qm.DatetimeIndexType.DATETIME)
+    return indexes
 
 
 def people_indexes() -> dict[str, qm.KeywordIndexParams | qm.IntegerIndexParams]:
@@ -157,6 +166,8 @@ def _collection_metadata(collection: Collection) -> dict[str, Any]:
             "created_at": collection.created_at.isoformat(),
             "target_fpir": collection.target_fpir,
             "min_margin": collection.min_margin,
+            "retention_seconds": collection.retention_seconds,
+            "transient": collection.transient,
         }
     }
 
@@ -175,11 +186,21 @@ def _collection_from_metadata(metadata: dict[str, Any] | None) -> Collection | N
         # Galleries made before these settings existed have none: a fixed threshold, no margin rule.
         target_fpir=float(fields.get("target_fpir", 0.0)),
         min_margin=float(fields.get("min_margin", 0.0)),
+        retention_seconds=int(fields.get("retention_seconds", 0)),
+        transient=bool(fields.get("transient", False)),
     )
 
 
 def _person_filter(person_ids: Sequence[str]) -> qm.Filter:
     return qm.Filter(must=[qm.FieldCondition(key=payload.PERSON_ID, match=qm.MatchAny(any=list(person_ids)))])
+
+
+def _enrolled(before: datetime | None = None, since: datetime | None = None) -> qm.FieldCondition:
+    """Faces enrolled before ``before`` and/or at or after ``since`` (a range on the indexed enrollment time)."""
+    return qm.FieldCondition(
+        key=payload.ENROLLED_AT,
+        range=qm.DatetimeRange(lt=before, gte=since),
+    )
 
 
 def _query_filter(query: VectorQuery) -> qm.Filter | None:
@@ -199,41 +220,6 @@ def _query_filter(query: VectorQuery) -> qm.Filter | None:
     return qm.Filter(must=must or None, must_not=must_not or None)
 
 
-def _already_exists(error: Exception) -> bool:
-    if isinstance(error, UnexpectedResponse):
-        return error.status_code == 409
-    if isinstance(error, grpc.Call):
-        return error.code() == grpc.StatusCode.ALREADY_EXISTS or "already exists" in (error.details() or "")
-    return False
-
-
-def _collection_missing(error: Exception) -> bool:
-    """Whether the error says the Qdrant collection does not exist (another replica deleted it)."""
-    if isinstance(error, UnexpectedResponse):
-        return error.status_code == 404
-    if isinstance(error, grpc.Call):
-        return error.code() == grpc.StatusCode.NOT_FOUND
-    # qdrant-client's local mode (the contract tests' reference) raises ValueError("Collection <name> not found").
-    return isinstance(error, ValueError) and _LOCAL_MODE_MISSING.fullmatch(str(error)) is not None
-
-
-@contextmanager
-def _translated_errors(name: str | None = None) -> Iterator[None]:
-    """Connection failures become ``StoreUnavailable``; with the gallery's ``name``, a missing Qdrant collection
-    becomes ``CollectionNotFound``; anything else propagates as it is."""
-    try:
-        yield
-    except ResponseHandlingException as error:
-        raise StoreUnavailable(f"Qdrant server unreachable: {error}") from error
-    except (UnexpectedResponse, grpc.RpcError, ValueError) as error:
-        if name is not None and _collection_missing(error):
-            raise CollectionNotFound(f"collection {name!r} does not exist") from error
-        code = error.code() if isinstance(error, grpc.Call) else None
-        if code in _UNAVAILABLE_CODES:
-            raise StoreUnavailable(f"Qdrant server unavailable: {code}") from error
-        raise
-
-
 class ServerFaceStore:
     """``FaceStore`` over a Qdrant server. ``client`` may be given (tests use qdrant-client's local mode)."""
 
@@ -247,6 +233,7 @@ class ServerFaceStore:
         self._search_params = {people: search_params(config, people) for people in (False, True)}
         # Galleries whose people directory this process has seen (or built: see ``_ensure_people_directory``).
         self._directories: set[str] = set()
+        self.audit = ServerAuditLog(self._client, config)
 
     def _qdrant_name(self, name: str) -> str:
         return f"{self._config.server_collection_prefix}{name}"
@@ -262,13 +249,13 @@ class ServerFaceStore:
         if existing is not None:
             return existing
         qdrant_name = self._qdrant_name(collection.name)
-        with _translated_errors():
+        with translated_errors():
             try:
                 self._client.create_collection(qdrant_name, **collection_options(collection, self._config))
             except (UnexpectedResponse, grpc.RpcError) as error:
                 # Another registry replica created it first (409 over REST, ALREADY_EXISTS over gRPC):
                 # theirs stands.
-                if not _already_exists(error):
+                if not already_exists(error):
                     raise
             for field, index in payload_indexes().items():
                 self._client.create_payload_index(qdrant_name, field, field_schema=index, wait=True)
@@ -286,7 +273,7 @@ class ServerFaceStore:
                 replication_factor=self._config.replication_factor,
             )
         except (UnexpectedResponse, grpc.RpcError) as error:
-            if not _already_exists(error):
+            if not already_exists(error):
                 raise
         for field, index in people_indexes().items():
             self._client.create_payload_index(people_name, field, field_schema=index, wait=True)
@@ -296,11 +283,11 @@ class ServerFaceStore:
         qdrant_name = self._qdrant_name(name)
         # One call, not an existence check and then a read: a missing collection is an error to translate.
         try:
-            with _translated_errors(name):
+            with translated_errors(name):
                 info = self._client.get_collection(qdrant_name)
         except CollectionNotFound:
             return None
-        with _translated_errors():
+        with translated_errors():
             collection = _collection_from_metadata(info.config.metadata)
             if collection is not None and name not in self._directories:
                 self._ensure_people_directory(name)
@@ -313,6 +300,11 @@ class ServerFaceStore:
         person marked; markers are idempotent, so replicas that do it at the same time agree. Writes made
         meanwhile mark their people themselves.
         """
+        # A gallery made before the retention purge has no index on the enrollment time (idempotent).
+        for field in payload.DATETIME_INDEXES:
+            self._client.create_payload_index(
+                self._qdrant_name(name), field, field_schema=payload_indexes()[field], wait=True
+            )
         if not self._client.collection_exists(self._people_name(name)):
             log.warning("gallery %r has no people directory (made before it existed): building it", name)
             self._create_people_directory(name)
@@ -329,11 +321,12 @@ class ServerFaceStore:
     def list_collections(self) -> list[Collection]:
         """Every registry collection on the server (Qdrant collections with our prefix and metadata)."""
         prefix = self._config.server_collection_prefix
-        with _translated_errors():
+        with translated_errors():
+            # A registry name never holds a dot: names with one are companions (people, audit).
             names = [
                 c.name
                 for c in self._client.get_collections().collections
-                if c.name.startswith(prefix) and not c.name.endswith(PEOPLE_SUFFIX)
+                if c.name.startswith(prefix) and "." not in c.name.removeprefix(prefix)
             ]
         found = (self.get_collection(name.removeprefix(prefix)) for name in names)
         return [collection for collection in found if collection is not None]
@@ -342,7 +335,7 @@ class ServerFaceStore:
         """Replaces the settings kept in the Qdrant collection's metadata; ``None`` when absent."""
         if self.get_collection(collection.name) is None:
             return None
-        with _translated_errors(collection.name):
+        with translated_errors(collection.name):
             self._client.update_collection(
                 self._qdrant_name(collection.name), metadata=_collection_metadata(collection)
             )
@@ -353,7 +346,7 @@ class ServerFaceStore:
         if self.get_collection(name) is None:
             return 0
         faces = self.count_faces(name)
-        with _translated_errors():
+        with translated_errors():
             self._client.delete_collection(self._qdrant_name(name))
             self._client.delete_collection(self._people_name(name))
         self._directories.discard(name)
@@ -374,7 +367,7 @@ class ServerFaceStore:
         ]
         qdrant_name = self._qdrant_name(name)
         people = sorted({stored.face.person_id for stored in faces})
-        with _translated_errors(name):
+        with translated_errors(name):
             # A face id written again may have belonged to someone else, who may then have no face left.
             found = self._client.retrieve(
                 qdrant_name, ids=[point.id for point in points], with_payload=[payload.PERSON_ID], with_vectors=False
@@ -388,7 +381,7 @@ class ServerFaceStore:
 
     def set_person_attributes(self, name: str, person: PersonAttributes) -> None:
         """Rewrites the person's attributes on each of their faces."""
-        with _translated_errors():
+        with translated_errors():
             self._client.set_payload(
                 self._qdrant_name(name),
                 payload=payload.person_payload(person),
@@ -409,36 +402,97 @@ class ServerFaceStore:
             )
             for query in queries
         ]
-        with _translated_errors(name):
+        with translated_errors(name):
             responses = self._client.query_batch_points(self._qdrant_name(name), requests=requests)
         return [
             [payload.scored_face(point.payload, point.score) for point in response.points] for response in responses
         ]
 
-    def delete_face(self, name: str, face_id: str) -> bool:
-        """Deletes one face by id."""
+    def face(self, name: str, face_id: str) -> FaceRecord | None:
+        """The face of that id, with its descriptor; ``None`` when absent."""
+        with translated_errors(name):
+            found = self._client.retrieve(
+                self._qdrant_name(name), ids=[payload.point_id(face_id)], with_payload=True, with_vectors=True
+            )
+        if not found:
+            return None
+        return payload.face_record(found[0].payload or {}, np.asarray(found[0].vector, dtype=np.float32))
+
+    def delete_face(self, name: str, face_id: str) -> str | None:
+        """Deletes one face by id; returns whose it was."""
         point = payload.point_id(face_id)
         qdrant_name = self._qdrant_name(name)
-        with _translated_errors():
+        with translated_errors():
             found = self._client.retrieve(
                 qdrant_name, ids=[point], with_payload=[payload.PERSON_ID], with_vectors=False
             )
             if not found:
-                return False
+                return None
+            owner = str((found[0].payload or {})[payload.PERSON_ID])
             self._client.delete(qdrant_name, points_selector=qm.PointIdsList(points=[point]), wait=True)
-            self._unmark_if_faceless(name, str((found[0].payload or {})[payload.PERSON_ID]))
-        return True
+            self._unmark_if_faceless(name, owner)
+        return owner
 
     def delete_person(self, name: str, person_id: str) -> int:
         """Deletes every face of the person; returns how many there were."""
         qdrant_name = self._qdrant_name(name)
         person = _person_filter([person_id])
-        with _translated_errors():
+        with translated_errors():
             faces = self._client.count(qdrant_name, count_filter=person, exact=True).count
             if faces:
                 self._client.delete(qdrant_name, points_selector=qm.FilterSelector(filter=person), wait=True)
             self._unmark_if_faceless(name, person_id)
         return int(faces)
+
+    def expired_people(self, name: str, cutoff: datetime, limit: int) -> list[str]:
+        """People with faces enrolled before the cut-off (a facet over those faces only), less those with a newer
+        face (a facet over the newer faces of the candidates only)."""
+        with translated_errors(name):
+            candidates = self._people_among(name, qm.Filter(must=[_enrolled(before=cutoff)]))
+            kept: set[str] = set()
+            ordered = sorted(candidates)
+            for start in range(0, len(ordered), payload.RETENTION_CHECK_CHUNK):
+                chunk = ordered[start : start + payload.RETENTION_CHECK_CHUNK]
+                newer = qm.Filter(
+                    must=[
+                        qm.FieldCondition(key=payload.PERSON_ID, match=qm.MatchAny(any=chunk)),
+                        _enrolled(since=cutoff),
+                    ]
+                )
+                kept |= self._people_among(name, newer)
+        return sorted(candidates - kept)[:limit]
+
+    def _people_among(self, name: str, faces_filter: qm.Filter) -> set[str]:
+        qdrant_name = self._qdrant_name(name)
+        faces = int(self._client.count(qdrant_name, count_filter=faces_filter, exact=True).count)
+        if faces == 0:
+            return set()
+        hits = self._client.facet(
+            qdrant_name, key=payload.PERSON_ID, facet_filter=faces_filter, limit=faces, exact=True
+        )
+        return {str(hit.value) for hit in hits.hits if hit.count > 0}
+
+    def purge_person(self, name: str, person_id: str, cutoff: datetime) -> int:
+        """Deletes the person's faces enrolled before the cut-off if none was enrolled since.
+
+        Only the older faces are deleted: a face another replica writes between the check and the delete stays.
+        Several replicas purging the same person delete each face once: the others count 0."""
+        qdrant_name = self._qdrant_name(name)
+        person = qm.FieldCondition(key=payload.PERSON_ID, match=qm.MatchValue(value=person_id))
+        older = qm.Filter(must=[person, _enrolled(before=cutoff)])
+        with translated_errors(name):
+            newer = qm.Filter(must=[person, _enrolled(since=cutoff)])
+            if self._client.count(qdrant_name, count_filter=newer, exact=True).count:
+                return 0
+            faces = int(self._client.count(qdrant_name, count_filter=older, exact=True).count)
+            if faces:
+                self._client.delete(qdrant_name, points_selector=qm.FilterSelector(filter=older), wait=True)
+            self._unmark_if_faceless(name, person_id)
+        return faces
+
+    def compact(self, name: str) -> bool:
+        """Nothing to start: the server's vacuum optimizer drops deleted points by itself (see the module)."""
+        return False
 
     # --- people directory --------------------------------------------------------------------------------
 
@@ -467,12 +521,12 @@ class ServerFaceStore:
 
     def count_people(self, name: str) -> int:
         """Number of people with a face: the markers of the gallery's people directory."""
-        with _translated_errors():
+        with translated_errors():
             return int(self._client.count(self._people_name(name), exact=True).count)
 
     def people_after(self, name: str, after: str | None, limit: int) -> list[str]:
         """The next ``limit`` person ids after ``after``, walking the markers in order (see ``_people_in``)."""
-        with _translated_errors():
+        with translated_errors():
             return self._people_in(name, [], after, limit)
 
     def _people_in(self, name: str, prefix: list[int], after: str | None, limit: int) -> list[str]:
@@ -541,7 +595,7 @@ class ServerFaceStore:
             return []
         summaries: list[FaceSummary] = []
         offset: Any = None
-        with _translated_errors():
+        with translated_errors():
             while True:
                 records, offset = self._client.scroll(
                     self._qdrant_name(name),
@@ -561,7 +615,7 @@ class ServerFaceStore:
             return []
         faces: list[FaceRecord] = []
         offset: Any = None
-        with _translated_errors(name):
+        with translated_errors(name):
             while True:
                 records, offset = self._client.scroll(
                     self._qdrant_name(name),
@@ -584,7 +638,7 @@ class ServerFaceStore:
     def count_faces(self, name: str) -> int:
         """Number of faces in the collection: Qdrant's count without a filter, which adds up the segments' live
         points (not exact while an optimization moves points between segments; no scan)."""
-        with _translated_errors():
+        with translated_errors():
             return int(self._client.count(self._qdrant_name(name), exact=False).count)
 
     def close(self) -> None:
