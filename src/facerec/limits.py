@@ -50,6 +50,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -104,6 +105,12 @@ MAX_TARGET_FPIR = 0.5
 MAX_MIN_MARGIN = 1.0
 MAX_TARGET_FMR = 0.5
 DEFAULT_TARGET_FMR = 0.001
+
+# --- times -----------------------------------------------------------------------------------------------
+
+# What a google.protobuf.Timestamp may hold: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z.
+MIN_TIMESTAMP_SECONDS = -62_135_596_800
+MAX_TIMESTAMP_SECONDS = 253_402_300_799
 
 # --- retention --------------------------------------------------------------------------------------------
 
@@ -352,3 +359,10 @@ def check_retention_seconds(seconds: int) -> int:
             f"retention_seconds {seconds} is out of range: 0 (no limit) or 1-{MAX_RETENTION_SECONDS} (100 years)"
         )
     return seconds
+
+
+def check_timestamp(seconds: int, nanos: int, field: str) -> datetime:
+    """A protobuf Timestamp's time (UTC) when it is a valid one: years 1-9999, nanos 0-999,999,999."""
+    if not (MIN_TIMESTAMP_SECONDS <= seconds <= MAX_TIMESTAMP_SECONDS and 0 <= nanos <= 999_999_999):
+        raise ValueError(f"{field} ({seconds} s, {nanos} ns) is not a valid time: years 1-9999, nanos 0-999999999")
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds, microseconds=nanos // 1000)

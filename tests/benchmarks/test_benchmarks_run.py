@@ -129,3 +129,32 @@ def test_overload_benchmark_reports_goodput_at_2x_and_16x_and_refusal_latency(sa
     assert float(figures["goodput_16x_vs_peak"]) >= 0  # type: ignore[arg-type]
     assert int(figures["deadline_exceeded_16x"]) >= 0  # type: ignore[call-overload]
     assert "refusal_p50_ms" in figures and "max_overrun_ms" in figures
+
+
+def test_cluster_benchmark_reports_precision_recall_and_time_of_synthetic_and_real_photos() -> None:
+    if not (SHARED_FACES_DIR / "dlib_johns").is_dir():
+        pytest.skip(f"{SHARED_FACES_DIR / 'dlib_johns'} is missing: the shared face photos are not on this machine")
+    figures = run_benchmark(
+        "benchmarks.cluster", "--faces", "300", "--fit-on", "dlib_johns", "--real-sets", "dlib_johns"
+    )
+    synthetic = figures["synthetic"]
+    assert isinstance(synthetic, dict) and synthetic["faces"] == 300
+    assert 0 <= synthetic["precision"] <= 1 and 0 <= synthetic["recall"] <= 1
+    assert synthetic["seconds"]["total"] > 0 and set(synthetic["cuts"]) == {
+        "weighted chinese whispers (the gateway's)",
+        "dlib's chinese whispers (links 1)",
+        "connected components of mutual links",
+    }
+    rows = figures["real"]
+    assert isinstance(rows, list) and len(rows) == 1
+    real = rows[0]
+    assert real["set"] == "dlib_johns" and real["photos"] == 55 and 0 <= real["recall"] <= 1
+    assert isinstance(figures["synthetic_within_target_s"], bool) and isinstance(figures["real_targets_met"], bool)
+
+
+def test_retention_benchmark_reports_audit_purge_and_rewrite_figures() -> None:
+    figures = run_benchmark("benchmarks.retention", "--faces", "2000", "--appends", "5")
+    # 1 % of the 200 people expired (10 faces each); 20 people erased; the rest kept through the rewrite.
+    assert (figures["faces"], figures["purged_faces"], figures["faces_after_rewrite"]) == (2000, 20, 1840)
+    assert float(figures["audit_append_p50_ms"]) > 0  # type: ignore[arg-type]
+    assert float(figures["rewrite_s"]) > 0  # type: ignore[arg-type]

@@ -27,6 +27,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -47,7 +48,7 @@ FORBIDDEN = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.
 # the server ended early (e.g. UNAUTHENTICATED before reading the stream) as INTERNAL "Internal error from Core",
 # overwriting the status the server sent. The server's own answers are counted from its metrics instead.
 CLIENT_STREAM_ARTIFACT = "Internal error from Core"
-CLIENT_STREAMING = {"BulkEnroll", "IdentifyStream"}
+CLIENT_STREAMING = {"BulkEnroll", "IdentifyStream", "ClusterFaces"}
 
 # --- field values ----------------------------------------------------------------------------------------
 
@@ -114,7 +115,15 @@ def _optional(message: Any, **values: object) -> Any:
     return message
 
 
-collection_settings = {"threshold": OPTIONAL_FLOATS, "target_fpir": RATES, "min_margin": OPTIONAL_FLOATS}
+RETENTIONS = st.one_of(
+    st.none(), st.integers(-5, 5), st.sampled_from([3153600000, 3153600001]), st.integers(-(2**63), 2**63 - 1)
+)
+collection_settings = {
+    "threshold": OPTIONAL_FLOATS,
+    "target_fpir": RATES,
+    "min_margin": OPTIONAL_FLOATS,
+    "retention_seconds": RETENTIONS,
+}
 
 enroll_requests = st.builds(
     lambda display_name, **fields: _optional(pb.EnrollRequest(**fields), display_name=display_name),
@@ -148,6 +157,48 @@ def _verify(image: bytes, reference: bytes | pb.PersonReference, threshold: floa
     return _optional(request, threshold=threshold)
 
 
+def _since(seconds: int | None) -> Timestamp | None:
+    if seconds is None:
+        return None
+    return Timestamp(seconds=seconds)
+
+
+def _audit(since: int | None, **fields: Any) -> pb.ListAuditEventsRequest:
+    request = pb.ListAuditEventsRequest(**fields)
+    stamp = _since(since)
+    if stamp is not None:
+        request.since.CopyFrom(stamp)
+    return request
+
+
+def _cluster(options: pb.ClusterOptions | None, photos: list[pb.Photo], options_last: bool) -> list[pb.ClusterRequest]:
+    messages = [pb.ClusterRequest(photo=photo) for photo in photos]
+    if options is not None:
+        first = pb.ClusterRequest(options=options)
+        messages = [*messages, first] if options_last else [first, *messages]
+    return messages
+
+
+cluster_requests = st.builds(
+    _cluster,
+    st.one_of(
+        st.none(),
+        st.builds(
+            pb.ClusterOptions,
+            collection=NAMES,
+            threshold=FLOATS,
+            min_faces=INT32,
+            enroll=st.booleans(),
+            person_id_prefix=st.one_of(st.just(""), TEXT),
+        ),
+    ),
+    PHOTOS,
+    st.booleans(),
+)
+FACE_IDS = st.one_of(TEXT, st.sampled_from(["", "f" * 64, "0" * 32]))
+# Seconds of a Timestamp, inside and outside its valid range (years 1-9999).
+SINCE = st.one_of(st.none(), st.integers(-62135596800, 253402300799), st.integers(-(2**63), 2**63 - 1))
+
 verify_requests = st.builds(
     _verify,
     IMAGES,
@@ -175,11 +226,12 @@ CALLERS = st.sampled_from([ALPHA] * 6 + [BETA] * 2 + [(("authorization", "Bearer
 
 MESSAGES: dict[str, st.SearchStrategy[Any]] = {
     "CreateCollection": st.builds(
-        lambda name, model_id, threshold, target_fpir, min_margin: _optional(
+        lambda name, model_id, threshold, target_fpir, min_margin, retention_seconds: _optional(
             pb.CreateCollectionRequest(name=name, model_id=model_id),
             threshold=threshold,
             target_fpir=target_fpir,
             min_margin=min_margin,
+            retention_seconds=retention_seconds,
         ),
         NAMES,
         st.one_of(st.just(""), TEXT),
@@ -211,9 +263,18 @@ MESSAGES: dict[str, st.SearchStrategy[Any]] = {
         replace_metadata=st.booleans(),
     ),
     "DeletePerson": st.builds(pb.DeletePersonRequest, collection=NAMES, person_id=PERSON_IDS),
+    "ListFaces": st.builds(
+        pb.ListFacesRequest, collection=NAMES, person_id=PERSON_IDS, page_size=INT32, page_token=PAGE_TOKENS
+    ),
+    "DeleteFace": st.builds(pb.DeleteFaceRequest, collection=NAMES, face_id=FACE_IDS),
+    "MoveFace": st.builds(pb.MoveFaceRequest, collection=NAMES, face_id=FACE_IDS, to_person_id=PERSON_IDS),
+    "ClusterFaces": cluster_requests,
+    "ListAuditEvents": st.builds(
+        _audit, SINCE, collection=st.one_of(st.just(""), NAMES), page_size=INT32, page_token=PAGE_TOKENS
+    ),
 }
 # Creating and deleting collections writes store shards: fewer of those, so the store stays small and fast.
-WEIGHTS = {"CreateCollection": 1, "DeleteCollection": 1, "CalibrateCollection": 1}
+WEIGHTS = {"CreateCollection": 1, "DeleteCollection": 1, "CalibrateCollection": 1, "ClusterFaces": 1}
 
 
 @st.composite
@@ -249,7 +310,7 @@ async def send(stub: facerec_pb2_grpc.FaceRecognitionStub, call: Call) -> tuple[
     """The call's final status code and message."""
     method: Callable[..., Any] = getattr(stub, call.method)
     try:
-        if call.method == "IdentifyStream":
+        if call.method in ("IdentifyStream", "ClusterFaces"):
             async for _ in method(_stream(call.request), metadata=call.caller, timeout=DEADLINE_S):
                 pass
         elif call.method == "BulkEnroll":

@@ -11,16 +11,19 @@ import asyncio
 import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import SupportsIndex
 
 import numpy as np
 from google.rpc import error_details_pb2
 
-from facerec.runtime import errors
+from facerec.runtime import context, errors
 from facerec.runtime.deadlines import Deadline
 from facerec_gateway.auth import ANY_COLLECTION, Tenant
 from facerec_gateway.collections import CollectionCache
 from facerec_gateway.decisions import DecisionSettings, GallerySize
 from facerec_gateway.domain import (
+    AuditEvent,
+    AuditPage,
     Box,
     EmbeddedPhoto,
     Embedding,
@@ -31,6 +34,7 @@ from facerec_gateway.domain import (
     ImageSize,
     Match,
     Model,
+    MovedFace,
     PeoplePage,
     Person,
     PersonUpdate,
@@ -124,13 +128,36 @@ class _Stored:
     people: dict[str, Person] = dataclasses.field(default_factory=dict)
 
 
+class _CallLog(list[str]):
+    """The names of the calls made, recording beside each the actor the call was made for."""
+
+    def __init__(self, actors: list[str]) -> None:
+        super().__init__()
+        self._actors = actors
+
+    def append(self, name: str) -> None:
+        super().append(name)
+        self._actors.append(context.actor.get())
+
+    def pop(self, index: SupportsIndex = -1) -> str:
+        self._actors.pop(index)
+        return super().pop(index)
+
+
 class FakeRegistry:
-    """The registry in memory; ``calls`` names every call made, in order (``GetCollection`` with its mode)."""
+    """The registry in memory; ``calls`` names every call made, in order (``GetCollection`` with its mode), and
+    ``actors`` the actor each call was made for (``facerec.runtime.context.actor``, as the real client sends it).
+
+    ``audit`` is the record ``list_audit_events`` reads (events added by tests, in registry names), paged by index.
+    """
 
     def __init__(self) -> None:
         self.stored: dict[str, _Stored] = {}
-        self.calls: list[str] = []
+        self.actors: list[str] = []
+        self.calls: list[str] = _CallLog(self.actors)
         self.searches: list[SearchQuery] = []
+        self.audit: list[AuditEvent] = []
+        self.audit_queries: list[dict[str, object]] = []
 
     # ------------------------------------------------------------------------------------------ test helpers
 
@@ -163,7 +190,12 @@ class FakeRegistry:
 
     async def list_collections(self, tenant: str, deadline: Deadline) -> list[StoredCollection]:
         self.calls.append("ListCollections")
-        return [self._counted(n) for n, s in sorted(self.stored.items()) if s.collection.tenant == tenant]
+        # As the registry: transient (working) collections are in no listing.
+        return [
+            self._counted(n)
+            for n, s in sorted(self.stored.items())
+            if s.collection.tenant == tenant and not s.collection.transient
+        ]
 
     async def update_collection(self, name: str, update: SettingsUpdate, deadline: Deadline) -> StoredCollection:
         self.calls.append("UpdateCollection")
@@ -174,7 +206,9 @@ class FakeRegistry:
             old.target_fpir if update.target_fpir is None else update.target_fpir,
             old.min_margin if update.min_margin is None else update.min_margin,
         )
-        stored.collection = dataclasses.replace(stored.collection, settings=settings)
+        retention = update.retention_seconds
+        retention = stored.collection.retention_seconds if retention is None else retention
+        stored.collection = dataclasses.replace(stored.collection, settings=settings, retention_seconds=retention)
         return self._counted(name)
 
     async def delete_collection(self, name: str, deadline: Deadline) -> int:
@@ -197,6 +231,8 @@ class FakeRegistry:
             matches: list[Match] = []
             seen: set[str] = set()
             for distance, f in scored:
+                if query.max_distance is not None and distance > query.max_distance:
+                    break
                 if query.all_faces or f.person_id not in seen:
                     seen.add(f.person_id)
                     name = stored.people[f.person_id].display_name
@@ -205,10 +241,18 @@ class FakeRegistry:
         return results
 
     async def list_faces(
-        self, collection: str, deadline: Deadline, *, page_size: int, page_token: str, include_embeddings: bool
+        self,
+        collection: str,
+        deadline: Deadline,
+        *,
+        page_size: int,
+        page_token: str,
+        include_embeddings: bool,
+        person_id: str = "",
     ) -> FacesPage:
         self.calls.append("ListFaces")
-        faces = sorted(self._collection(collection).faces.values(), key=lambda f: f.face_id)
+        faces = sorted(self._collection(collection).faces.values(), key=lambda f: (f.person_id, f.face_id))
+        faces = [f for f in faces if not person_id or f.person_id == person_id]
         start = int(page_token or 0)
         page = faces[start : start + page_size]
         if not include_embeddings:
@@ -248,10 +292,64 @@ class FakeRegistry:
         stored.people.pop(person_id, None)
         return len(doomed)
 
+    async def delete_face(self, collection: str, face_id: str, deadline: Deadline) -> str | None:
+        self.calls.append("DeleteFace")
+        stored = self._collection(collection)
+        record = stored.faces.pop(face_id, None)
+        if record is None:
+            return None
+        self._forget_face(stored, record)
+        return record.person_id
+
+    async def move_face(self, collection: str, face_id: str, to_person_id: str, deadline: Deadline) -> MovedFace:
+        self.calls.append("MoveFace")
+        stored = self._collection(collection)
+        record = stored.faces.get(face_id)
+        if record is None:
+            raise errors.NotFound(f"no face {face_id!r} in collection {collection!r}")
+        if record.person_id != to_person_id:
+            self._forget_face(stored, stored.faces.pop(face_id))
+            self._store(collection, [dataclasses.replace(record, person_id=to_person_id)])
+        moved = dataclasses.replace(stored.faces[face_id], embedding=np.zeros(0, dtype=np.float32))
+        return MovedFace(face=moved, from_person_id=record.person_id)
+
+    async def list_audit_events(
+        self,
+        tenant: str,
+        deadline: Deadline,
+        *,
+        since: datetime | None = None,
+        collection: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> AuditPage:
+        self.calls.append("ListAuditEvents")
+        self.audit_queries.append(
+            {"tenant": tenant, "since": since, "collection": collection, "page_size": page_size, "token": page_token}
+        )
+        events = [
+            e
+            for e in self.audit
+            if e.collection.startswith(f"{tenant}__")
+            and (not collection or e.collection == collection)
+            and (since is None or (e.time is not None and e.time >= since))
+        ]
+        start = int(page_token or 0)
+        following = start + (page_size or 100)
+        return AuditPage(tuple(events[start:following]), str(following) if following < len(events) else "")
+
     async def serving(self) -> bool:
         return True
 
     # ------------------------------------------------------------------------------------------ helpers
+
+    def _forget_face(self, stored: _Stored, record: FaceRecord) -> None:
+        person = stored.people[record.person_id]
+        ids = tuple(i for i in person.face_ids if i != record.face_id)
+        if ids:
+            stored.people[record.person_id] = dataclasses.replace(person, face_ids=ids, face_count=len(ids))
+        else:
+            del stored.people[record.person_id]
 
     def _collection(self, name: str) -> _Stored:
         if name not in self.stored:
@@ -266,6 +364,8 @@ class FakeRegistry:
     def _store(self, collection: str, faces: Sequence[FaceRecord]) -> None:
         stored = self._collection(collection)
         for record in faces:
+            if record.enrolled_at is None:  # the registry dates each face it stores
+                record = dataclasses.replace(record, enrolled_at=datetime.now(UTC))
             stored.faces[record.face_id] = record
             person = stored.people.get(record.person_id, Person(record.person_id))
             ids = tuple(sorted({*person.face_ids, record.face_id}))

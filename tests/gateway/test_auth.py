@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from facerec.api_keys import key_fingerprint
 from facerec_gateway.auth import ApiKeys, Tenant, hash_key, public_collection_name, registry_collection_name
 from facerec_gateway.errors import ApiKeyConfigError, CollectionNotAllowed, MissingApiKey, UnknownApiKey
 
@@ -25,7 +26,7 @@ def test_bearer_key_authenticates_its_tenant(tmp_path: Path) -> None:
     path.write_text(json.dumps(_document(acme=("secret-a", ["staff"]))))
     keys = ApiKeys.load(path, None)
     tenant = keys.authenticate([("authorization", "Bearer secret-a")])
-    assert tenant == Tenant("acme", frozenset({"staff"}))
+    assert tenant == Tenant("acme", frozenset({"staff"}), key_fingerprint("secret-a"))
     assert keys.authenticate([("x-api-key", "secret-a")]) == tenant
 
 

@@ -127,7 +127,7 @@ async def test_a_person_is_enrolled_from_every_good_photo_in_one_write(
     assert enrolled.person.display_name == "Ann" and enrolled.person.face_count == 2
     assert enrolled.person.collection == "staff"
     assert registry.calls == ["GetCollection(settings)", "UpsertFaces", "UpdatePerson"]
-    assert registry.stored["acme__staff"].faces[enrolled.photos[0].face_id].metadata == {"photo": "a1.jpg"}
+    assert registry.stored["acme__staff"].faces[enrolled.photos[0].face_id].metadata["photo"] == "a1.jpg"
 
 
 async def test_one_rejected_photo_refuses_the_whole_enrollment_naming_each_reason(

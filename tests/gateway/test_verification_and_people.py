@@ -7,8 +7,8 @@ import pytest
 from facerec.runtime import errors
 from facerec.runtime.deadlines import Deadline
 from facerec_gateway.decisions import DEFAULT_TARGET_FPIR
-from facerec_gateway.domain import PersonUpdate
-from facerec_gateway.errors import InvalidRequest, NoFaceFound
+from facerec_gateway.domain import Model, PersonUpdate
+from facerec_gateway.errors import DependencyUnavailable, InvalidRequest, NoFaceFound
 from facerec_gateway.recognition import FaceRecognition
 from facerec_gateway.verification import PersonReference, VerifyRequest
 from tests.gateway.fakes import TENANT, FakeEmbedder, FakeRegistry, face, recognition, vector
@@ -112,3 +112,27 @@ async def test_people_are_read_changed_listed_and_erased_under_the_tenants_colle
 async def test_a_bad_person_id_is_refused(service: FaceRecognition) -> None:
     with pytest.raises(InvalidRequest, match="control characters"):
         await service.people.get(TENANT, "staff", "a\nb", deadline())
+
+
+class _EmbedderDown(FakeEmbedder):
+    """An embedder that has never answered since the gateway started: its model is unknown."""
+
+    async def model(self, deadline: Deadline) -> Model:
+        raise DependencyUnavailable("embedder is unavailable")
+
+
+async def test_people_and_faces_are_read_and_erased_while_the_embedder_has_never_answered(
+    registry: FakeRegistry,
+) -> None:
+    service = recognition(_EmbedderDown(), registry)
+
+    ann = await service.people.get(TENANT, "staff", "ann", deadline())
+    page = await service.people.list_page(TENANT, "staff", 0, "", deadline())
+    faces = await service.faces.list_page(TENANT, "staff", "ann", 0, "", deadline())
+    erased = await service.people.delete(TENANT, "staff", "ann", deadline())
+
+    assert ann.face_count == 2 and [p.person_id for p in page.people] == ["ann"]
+    assert len(faces.faces) == 2 and erased == 2
+    # What compares new descriptors still needs the embedder's model, and says so.
+    with pytest.raises(DependencyUnavailable, match="embedder"):
+        await service.verifier.verify(TENANT, VerifyRequest(b"ann", person=PersonReference("staff", "ann")), deadline())

@@ -12,6 +12,10 @@ A caller presents its key as ``authorization: Bearer <key>`` or ``x-api-key: <ke
 Collections are namespaced by tenant: the registry stores tenant ``acme``'s collection ``staff`` under a name
 derived from both (:func:`registry_collection_name`), so a tenant can only ever reach its own collections; the
 allow-list narrows that further, and naming a collection outside it is PERMISSION_DENIED.
+
+An authenticated call acts for its key: the key's fingerprint (``facerec.api_keys.digest_fingerprint``, never
+the key) becomes the call's actor (``facerec.runtime.context.actor``), which every downstream call carries as
+``x-facerec-actor``, so the registry's audit record names the key behind each change.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from typing import Any
 import yaml
 
 from facerec import limits
-from facerec.api_keys import hash_key
+from facerec.api_keys import digest_fingerprint, hash_key
+from facerec.runtime import context
 from facerec_gateway.errors import ApiKeyConfigError, CollectionNotAllowed, MissingApiKey, UnknownApiKey
 
 ANY_COLLECTION = "*"
@@ -35,10 +40,11 @@ ANY_COLLECTION = "*"
 
 @dataclass(frozen=True)
 class Tenant:
-    """Who is calling: a tenant id and the collections it may use."""
+    """Who is calling: a tenant id, the collections it may use, and the fingerprint of the key that called."""
 
     id: str
     collections: frozenset[str]
+    fingerprint: str = ""
 
     def allows(self, collection: str) -> bool:
         return ANY_COLLECTION in self.collections or collection in self.collections
@@ -69,13 +75,18 @@ class ApiKeys:
         return len(self._tenants)
 
     def authenticate(self, metadata: Iterable[tuple[str, Any]]) -> Tenant:
-        """The tenant of the key in the call's metadata; UNAUTHENTICATED when missing or unknown."""
+        """The tenant of the key in the call's metadata; UNAUTHENTICATED when missing or unknown.
+
+        The call then acts for that key: its fingerprint is set as the actor of the current context (the call's
+        own task, and the tasks it starts), for every downstream call and the audit record.
+        """
         key = _key_from_metadata(metadata)
         if not key:
             raise MissingApiKey("missing API key: send 'authorization: Bearer <key>'")
         digest = hash_key(key)
         for known, tenant in self._tenants.items():
             if hmac.compare_digest(known, digest):
+                context.actor.set(tenant.fingerprint)
                 return tenant
         raise UnknownApiKey("invalid API key")
 
@@ -117,7 +128,7 @@ def _parse_entry(index: int, entry: Any) -> tuple[str, Tenant]:
     collections = entry.get("collections", [ANY_COLLECTION])
     if not isinstance(collections, list) or not all(isinstance(c, str) and c for c in collections):
         raise ApiKeyConfigError(f"keys[{index}].collections must be a list of names (or ['*'])")
-    return digest, Tenant(tenant_id, frozenset(collections))
+    return digest, Tenant(tenant_id, frozenset(collections), digest_fingerprint(digest))
 
 
 def _key_from_metadata(metadata: Iterable[tuple[str, Any]]) -> str:

@@ -65,7 +65,9 @@ class Calibrator:
         FAILED_PRECONDITION (:class:`NotCalibratable`) when no person has two faces, or all faces are one person's.
         """
         target_fmr = validation.target_fmr(request.target_fmr)
-        collection = await self.collections.resolve(tenant, request.collection, deadline, create_default=False)
+        collection = await self.collections.resolve(
+            tenant, request.collection, deadline, create_default=False, check_model=False
+        )
         faces = await self._faces(collection, deadline)
         _check_pairs(faces)
         descriptors = np.stack([face.embedding for face in faces])

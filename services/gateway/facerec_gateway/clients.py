@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 import grpc
@@ -24,13 +24,18 @@ from facerec.registry.v1 import registry_pb2, registry_pb2_grpc
 from facerec.runtime import errors
 from facerec.runtime.channels import open_channel
 from facerec.runtime.deadlines import Deadline
+from facerec.v1 import audit_pb2
 from facerec_gateway.decisions import DecisionSettings, GallerySize
 from facerec_gateway.domain import (
+    AuditAction,
+    AuditEvent,
+    AuditPage,
     EmbeddedPhoto,
     FaceRecord,
     FacesPage,
     Match,
     Model,
+    MovedFace,
     PeoplePage,
     Person,
     PersonUpdate,
@@ -98,6 +103,13 @@ def _drop_result(task: asyncio.Future[Any]) -> None:
         task.exception()
 
 
+def _status_channel(address: str, credentials: grpc.ChannelCredentials | None) -> grpc.aio.Channel:
+    """A channel for a dependency's health alone: it picks only replicas whose health says SERVING, so its check
+    answers SERVING while any replica can serve (round-robin over the calls' own channel would ask one replica
+    in turn, and report a mixed set of replicas as flapping)."""
+    return open_channel(address, max_message_bytes=1 << 20, retry=False, credentials=credentials, health_checked=True)
+
+
 async def _serving(channel: grpc.aio.Channel, timeout_s: float) -> bool:
     try:
         response = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=timeout_s)
@@ -118,7 +130,7 @@ class Embedder(Protocol):
         ...
 
     async def serving(self) -> bool:
-        """Whether the embedder answers its health check as serving."""
+        """Whether an embedder replica answers its health check as SERVING (the embedder can serve)."""
         ...
 
 
@@ -157,9 +169,37 @@ class Registry(Protocol):
         ...
 
     async def list_faces(
-        self, collection: str, deadline: Deadline, *, page_size: int, page_token: str, include_embeddings: bool
+        self,
+        collection: str,
+        deadline: Deadline,
+        *,
+        page_size: int,
+        page_token: str,
+        include_embeddings: bool,
+        person_id: str = "",
     ) -> FacesPage:
-        """One page of the collection's faces, ordered by face id."""
+        """One page of the collection's faces (only ``person_id``'s when given), ordered by person then face id."""
+        ...
+
+    async def delete_face(self, collection: str, face_id: str, deadline: Deadline) -> str | None:
+        """Delete one face; the person it belonged to, None when no face had that id."""
+        ...
+
+    async def move_face(self, collection: str, face_id: str, to_person_id: str, deadline: Deadline) -> MovedFace:
+        """Give one face to another person (NOT_FOUND when no face has that id); the face as stored now."""
+        ...
+
+    async def list_audit_events(
+        self,
+        tenant: str,
+        deadline: Deadline,
+        *,
+        since: datetime | None = None,
+        collection: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> AuditPage:
+        """One page of the tenant's audit record, oldest first; only one (registry) collection's when given."""
         ...
 
     async def get_person(self, collection: str, person_id: str, deadline: Deadline) -> Person:
@@ -179,7 +219,7 @@ class Registry(Protocol):
         ...
 
     async def serving(self) -> bool:
-        """Whether the registry answers its health check as serving."""
+        """Whether a registry replica answers its health check as SERVING (the registry can serve)."""
         ...
 
 
@@ -188,9 +228,12 @@ class EmbedderClient:
 
     name = "embedder"
 
-    def __init__(self, address: str, max_message_bytes: int) -> None:
+    def __init__(
+        self, address: str, max_message_bytes: int, credentials: grpc.ChannelCredentials | None = None
+    ) -> None:
         self.address = address
-        self._channel = open_channel(address, max_message_bytes=max_message_bytes, retry=True)
+        self._channel = open_channel(address, max_message_bytes=max_message_bytes, retry=True, credentials=credentials)
+        self._status = _status_channel(address, credentials)
         self._stub = embedder_pb2_grpc.EmbedderStub(self._channel)
 
     async def embed_photo(self, image: bytes, deadline: Deadline, *, detect_only: bool = False) -> EmbeddedPhoto:
@@ -208,10 +251,11 @@ class EmbedderClient:
         return Model(model_id=info.model_id, dimension=info.dimension)
 
     async def serving(self) -> bool:
-        return await _serving(self._channel, timeout_s=1.0)
+        return await _serving(self._status, timeout_s=1.0)
 
     async def close(self) -> None:
         await self._channel.close()
+        await self._status.close()
 
 
 class RegistryClient:
@@ -220,9 +264,12 @@ class RegistryClient:
 
     name = "registry"
 
-    def __init__(self, address: str, max_message_bytes: int) -> None:
+    def __init__(
+        self, address: str, max_message_bytes: int, credentials: grpc.ChannelCredentials | None = None
+    ) -> None:
         self.address = address
-        self._channel = open_channel(address, max_message_bytes=max_message_bytes, retry=True)
+        self._channel = open_channel(address, max_message_bytes=max_message_bytes, retry=True, credentials=credentials)
+        self._status = _status_channel(address, credentials)
         self._stub = registry_pb2_grpc.RegistryStub(self._channel)
 
     async def create_collection(self, collection: StoredCollection, deadline: Deadline) -> StoredCollection:
@@ -235,6 +282,8 @@ class RegistryClient:
             tenant=collection.tenant,
             target_fpir=settings.target_fpir,
             min_margin=settings.min_margin,
+            retention_seconds=collection.retention_seconds,
+            transient=collection.transient,
         )
         created = await _call(self.name, lambda: self._stub.CreateCollection(request, timeout=deadline.remaining()))
         return _stored_collection(created, counted=True)
@@ -257,6 +306,8 @@ class RegistryClient:
             request.target_fpir = update.target_fpir
         if update.min_margin is not None:
             request.min_margin = update.min_margin
+        if update.retention_seconds is not None:
+            request.retention_seconds = update.retention_seconds
         updated = await _call(self.name, lambda: self._stub.UpdateCollection(request, timeout=deadline.remaining()))
         return _stored_collection(updated, counted=True)
 
@@ -278,6 +329,8 @@ class RegistryClient:
             all_faces=query.all_faces,
             person_id=query.person_id,
         )
+        if query.max_distance is not None:
+            request.max_distance = query.max_distance
         response = await _call(self.name, lambda: self._stub.Search(request, timeout=deadline.remaining()))
         return [
             [Match(m.person_id, m.face_id, m.distance, m.display_name) for m in result.matches]
@@ -285,23 +338,54 @@ class RegistryClient:
         ]
 
     async def list_faces(
-        self, collection: str, deadline: Deadline, *, page_size: int, page_token: str, include_embeddings: bool
+        self,
+        collection: str,
+        deadline: Deadline,
+        *,
+        page_size: int,
+        page_token: str,
+        include_embeddings: bool,
+        person_id: str = "",
     ) -> FacesPage:
         request = registry_pb2.ListFacesRequest(
-            collection=collection, page_size=page_size, page_token=page_token, include_embeddings=include_embeddings
+            collection=collection,
+            page_size=page_size,
+            page_token=page_token,
+            include_embeddings=include_embeddings,
+            person_id=person_id,
         )
         response = await _call(self.name, lambda: self._stub.ListFaces(request, timeout=deadline.remaining()))
-        faces = tuple(
-            FaceRecord(
-                face_id=f.face_id,
-                person_id=f.person_id,
-                embedding=np.asarray(f.embedding, dtype=np.float32),
-                model_id=f.model_id,
-                metadata=dict(f.metadata),
-            )
-            for f in response.faces
+        return FacesPage(faces=tuple(_stored_face(f) for f in response.faces), next_page_token=response.next_page_token)
+
+    async def delete_face(self, collection: str, face_id: str, deadline: Deadline) -> str | None:
+        request = registry_pb2.DeleteFaceRequest(collection=collection, face_id=face_id)
+        response = await _call(self.name, lambda: self._stub.DeleteFace(request, timeout=deadline.remaining()))
+        return response.person_id if response.deleted else None
+
+    async def move_face(self, collection: str, face_id: str, to_person_id: str, deadline: Deadline) -> MovedFace:
+        request = registry_pb2.MoveFaceRequest(collection=collection, face_id=face_id, to_person_id=to_person_id)
+        response = await _call(self.name, lambda: self._stub.MoveFace(request, timeout=deadline.remaining()))
+        return MovedFace(face=_stored_face(response.face), from_person_id=response.from_person_id)
+
+    async def list_audit_events(
+        self,
+        tenant: str,
+        deadline: Deadline,
+        *,
+        since: datetime | None = None,
+        collection: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> AuditPage:
+        request = registry_pb2.ListAuditEventsRequest(
+            tenant=tenant, collection=collection, page_size=page_size, page_token=page_token
         )
-        return FacesPage(faces=faces, next_page_token=response.next_page_token)
+        if since is not None:
+            request.since.FromDatetime(since.astimezone(UTC))
+        response = await _call(self.name, lambda: self._stub.ListAuditEvents(request, timeout=deadline.remaining()))
+        return AuditPage(
+            events=tuple(_audit_event(e) for e in response.events), next_page_token=response.next_page_token
+        )
 
     async def get_person(self, collection: str, person_id: str, deadline: Deadline) -> Person:
         request = registry_pb2.GetPersonRequest(collection=collection, person_id=person_id)
@@ -329,10 +413,11 @@ class RegistryClient:
         return int(response.faces_deleted)
 
     async def serving(self) -> bool:
-        return await _serving(self._channel, timeout_s=1.0)
+        return await _serving(self._status, timeout_s=1.0)
 
     async def close(self) -> None:
         await self._channel.close()
+        await self._status.close()
 
 
 def _stored_collection(message: registry_pb2.Collection, *, counted: bool) -> StoredCollection:
@@ -347,6 +432,37 @@ def _stored_collection(message: registry_pb2.Collection, *, counted: bool) -> St
         ),
         created_at=message.created_at.ToDatetime(tzinfo=UTC) if message.HasField("created_at") else None,
         size=GallerySize(people=message.person_count, faces=message.face_count) if counted else None,
+        retention_seconds=message.retention_seconds,
+        transient=message.transient,
+    )
+
+
+def _stored_face(message: registry_pb2.FaceRecord) -> FaceRecord:
+    """The domain face of a registry record (its descriptor empty unless it was asked for)."""
+    return FaceRecord(
+        face_id=message.face_id,
+        person_id=message.person_id,
+        embedding=np.asarray(message.embedding, dtype=np.float32),
+        model_id=message.model_id,
+        metadata=dict(message.metadata),
+        enrolled_at=message.enrolled_at.ToDatetime(tzinfo=UTC) if message.HasField("enrolled_at") else None,
+    )
+
+
+def _audit_event(message: audit_pb2.AuditEvent) -> AuditEvent:
+    """The domain event of a record the registry kept (an action this gateway does not know reads as unspecified)."""
+    action = message.action
+    return AuditEvent(
+        sequence=message.sequence,
+        time=message.time.ToDatetime(tzinfo=UTC) if message.HasField("time") else None,
+        action=AuditAction(action) if action in AuditAction._value2member_map_ else AuditAction.UNSPECIFIED,
+        collection=message.collection,
+        person_id=message.person_id,
+        face_id=message.face_id,
+        faces=message.faces,
+        request_id=message.request_id,
+        actor=message.actor,
+        detail=message.detail,
     )
 
 

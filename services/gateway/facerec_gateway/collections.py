@@ -9,6 +9,9 @@ stream of requests costs the registry no collection read per request, and a chan
 replica (UpdateCollection, DeleteCollection) is seen within that time. Those reads ask for the settings only,
 which the registry answers without counting anything; a collection whose threshold follows its size (a target
 FPIR) is read with its counts instead, so identification knows the gallery's size from the same cached read.
+
+A collection may have a retention period (``retention_seconds``, ``facerec.limits.check_retention_seconds``): the
+registry purges a person's faces that long after their newest enrollment, by itself, and audits the purge.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from facerec_gateway.auth import Tenant, public_collection_name, registry_collec
 from facerec_gateway.clients import Embedder, Registry
 from facerec_gateway.decisions import DEFAULT_MIN_MARGIN, DEFAULT_TARGET_FPIR, DecisionSettings, GallerySize
 from facerec_gateway.domain import Collection, Model, SettingsUpdate, StoredCollection
-from facerec_gateway.errors import ModelMismatch
+from facerec_gateway.errors import InvalidRequest, ModelMismatch
 
 DEFAULT_CACHE_S = 5.0
 
@@ -40,6 +43,17 @@ class NewCollection:
     threshold: float | None = None
     target_fpir: float | None = None
     min_margin: float | None = None
+    retention_seconds: int | None = None
+
+
+def retention_seconds(value: int | None) -> int | None:
+    """A retention period when given: 0 (none) or 1 s to 100 years (``facerec.limits``)."""
+    if value is None:
+        return None
+    try:
+        return limits.check_retention_seconds(value)
+    except ValueError as error:
+        raise InvalidRequest(str(error)) from None
 
 
 @dataclass(frozen=True)
@@ -141,12 +155,13 @@ class Collections:
         """
         name = self.authorize(tenant, validation.collection_name(request.name))
         settings = self._new_settings(request)
+        retention = retention_seconds(request.retention_seconds) or 0
         model = await self.model(deadline)
         if request.model_id and request.model_id != model.model_id:
             raise ModelMismatch(
                 f"model {limits.quoted(request.model_id)} is not served here; the embedder serves {model.model_id!r}"
             )
-        created = await self._create(tenant, name, settings, model, deadline)
+        created = await self._create(tenant, name, settings, model, deadline, retention_seconds=retention)
         return self._public(tenant, created)
 
     async def get(self, tenant: Tenant, name: str, deadline: Deadline) -> Collection:
@@ -167,12 +182,13 @@ class Collections:
         return sorted(visible, key=lambda c: c.name)
 
     async def update(self, tenant: Tenant, name: str, update: SettingsUpdate, deadline: Deadline) -> Collection:
-        """Change the collection's decision settings; the values left None keep theirs."""
+        """Change the collection's decision settings and retention; the values left None keep theirs."""
         name = self.authorize(tenant, name)
         checked = SettingsUpdate(
             threshold=validation.threshold(update.threshold),
             target_fpir=validation.target_fpir(update.target_fpir),
             min_margin=validation.min_margin(update.min_margin),
+            retention_seconds=retention_seconds(update.retention_seconds),
         )
         try:
             updated = await self.registry.update_collection(registry_collection_name(tenant, name), checked, deadline)
@@ -193,13 +209,23 @@ class Collections:
     # ------------------------------------------------------------------------------------------ for the other jobs
 
     async def resolve(
-        self, tenant: Tenant, name: str, deadline: Deadline, *, create_default: bool, with_size: bool = False
+        self,
+        tenant: Tenant,
+        name: str,
+        deadline: Deadline,
+        *,
+        create_default: bool,
+        with_size: bool = False,
+        check_model: bool = True,
     ) -> StoredCollection:
         """The registry collection behind a tenant's collection name, from the cache when fresh.
 
         ``create_default``: the default collection is created when it does not exist yet (its creation returns
         it: no second read). ``with_size``: a collection with a target FPIR comes with its size (people and
-        faces), for identification's threshold; others never make the registry count.
+        faces), for identification's threshold; others never make the registry count. ``check_model``: the
+        collection must hold the embedder's model's descriptors (what compares or writes new descriptors needs);
+        calls that only read or remove stored data pass False and so work while the embedder is down. A
+        collection read without the check is not cached, since the cache stands for checked collections.
         """
         name = self.authorize(tenant, name)
         registry_name = registry_collection_name(tenant, name)
@@ -217,6 +243,8 @@ class Collections:
             return await self._create(tenant, name, self._new_settings(NewCollection(name)), model, deadline)
         if with_size and _needs_size(found):  # first read, or its target FPIR was set through another replica
             found = await self._read(tenant, name, deadline, settings_only=False)
+        if not check_model:
+            return found
         await self._check_model(name, found, deadline)
         self.cache.remember(found)
         return found
@@ -232,7 +260,14 @@ class Collections:
             raise errors.NotFound(f"collection {name!r} does not exist") from None
 
     async def _create(
-        self, tenant: Tenant, name: str, settings: DecisionSettings, model: Model, deadline: Deadline
+        self,
+        tenant: Tenant,
+        name: str,
+        settings: DecisionSettings,
+        model: Model,
+        deadline: Deadline,
+        *,
+        retention_seconds: int = 0,
     ) -> StoredCollection:
         request = StoredCollection(
             name=registry_collection_name(tenant, name),
@@ -240,6 +275,7 @@ class Collections:
             model_id=model.model_id,
             dimension=model.dimension,
             settings=settings,
+            retention_seconds=retention_seconds,
         )
         created = await self.registry.create_collection(request, deadline)
         self.cache.remember(created)
@@ -273,6 +309,7 @@ class Collections:
             settings=self.settings(stored),
             size=stored.size or GallerySize(people=0, faces=0),
             created_at=stored.created_at,
+            retention_seconds=stored.retention_seconds,
         )
 
 

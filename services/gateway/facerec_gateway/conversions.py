@@ -12,12 +12,25 @@ from datetime import UTC, datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2
 
+from facerec.v1 import audit_pb2, face_pb2
 from facerec.v1 import facerec_pb2 as pb
+from facerec_gateway import validation
+from facerec_gateway.audit import AuditQuery
 from facerec_gateway.bulk_enrollment import BulkEnrollment
 from facerec_gateway.calibration import CalibrationRequest, CollectionCalibration
+from facerec_gateway.clustering import (
+    ClusteredFace,
+    ClusterEvent,
+    ClusterItem,
+    ClusterOptions,
+    ClusterProgress,
+    ClusterResult,
+)
 from facerec_gateway.collections import NewCollection
 from facerec_gateway.decisions import AppliedThreshold, Decision, ThresholdSource
 from facerec_gateway.domain import (
+    AuditEvent,
+    AuditPage,
     Collection,
     EmbeddedPhoto,
     PeoplePage,
@@ -28,6 +41,7 @@ from facerec_gateway.domain import (
 )
 from facerec_gateway.enrollment import Enrollment, EnrollRequest, FaceSelection, Photo, PhotoResult
 from facerec_gateway.face_messages import face_message, image_size_message
+from facerec_gateway.faces import EnrolledFace, EnrolledFacesPage, FaceDeletion, FaceMove
 from facerec_gateway.identification import Identification, IdentifiedFace, IdentifyRequest, PersonMatch
 from facerec_gateway.verification import PersonReference, Verification, VerifyRequest
 
@@ -49,6 +63,7 @@ def new_collection(request: pb.CreateCollectionRequest) -> NewCollection:
         threshold=request.threshold if request.HasField("threshold") else None,
         target_fpir=request.target_fpir if request.HasField("target_fpir") else None,
         min_margin=request.min_margin if request.HasField("min_margin") else None,
+        retention_seconds=request.retention_seconds if request.HasField("retention_seconds") else None,
     )
 
 
@@ -58,6 +73,19 @@ def settings_update(request: pb.UpdateCollectionRequest) -> SettingsUpdate:
         threshold=request.threshold if request.HasField("threshold") else None,
         target_fpir=request.target_fpir if request.HasField("target_fpir") else None,
         min_margin=request.min_margin if request.HasField("min_margin") else None,
+        retention_seconds=request.retention_seconds if request.HasField("retention_seconds") else None,
+    )
+
+
+def audit_query(request: pb.ListAuditEventsRequest) -> AuditQuery:
+    """The part of the audit record a ListAuditEvents asks for."""
+    return AuditQuery(
+        since=validation.timestamp(request.since.seconds, request.since.nanos, "since")
+        if request.HasField("since")
+        else None,
+        collection=request.collection,
+        page_size=request.page_size,
+        page_token=request.page_token,
     )
 
 
@@ -145,6 +173,7 @@ def collection_message(collection: Collection) -> pb.Collection:
         created_at=_timestamp(collection.created_at),
         target_fpir=settings.target_fpir,
         min_margin=settings.min_margin,
+        retention_seconds=collection.retention_seconds,
     )
 
 
@@ -168,6 +197,70 @@ def person_message(person: Person) -> pb.Person:
 def people_response(page: PeoplePage) -> pb.ListPeopleResponse:
     """The public page of people."""
     return pb.ListPeopleResponse(people=[person_message(p) for p in page.people], next_page_token=page.next_page_token)
+
+
+def enrolled_face_message(face: EnrolledFace) -> pb.EnrolledFace:
+    """The public message of a stored face (quality and box left unset when they were not stored)."""
+    message = pb.EnrolledFace(
+        face_id=face.face_id,
+        person_id=face.person_id,
+        photo_name=face.photo_name,
+        enrolled_at=_timestamp(face.enrolled_at),
+    )
+    if face.quality is not None:
+        quality = face.quality
+        message.quality.CopyFrom(
+            face_pb2.FaceQuality(
+                face_size_px=quality.face_size_px,
+                interocular_px=quality.interocular_px,
+                sharpness=quality.sharpness,
+                frontality=quality.frontality,
+            )
+        )
+    if face.box is not None:
+        box = face.box
+        message.box.CopyFrom(face_pb2.BoundingBox(x=box.x, y=box.y, width=box.width, height=box.height))
+    return message
+
+
+def faces_response(page: EnrolledFacesPage) -> pb.ListFacesResponse:
+    """The public page of a person's faces."""
+    return pb.ListFacesResponse(
+        faces=[enrolled_face_message(f) for f in page.faces], next_page_token=page.next_page_token
+    )
+
+
+def delete_face_response(deletion: FaceDeletion) -> pb.DeleteFaceResponse:
+    """The public response of a DeleteFace."""
+    return pb.DeleteFaceResponse(person_id=deletion.person_id, faces_left=deletion.faces_left)
+
+
+def move_face_response(move: FaceMove) -> pb.MoveFaceResponse:
+    """The public response of a MoveFace."""
+    return pb.MoveFaceResponse(face=enrolled_face_message(move.face), from_person_id=move.from_person_id)
+
+
+def audit_event_message(event: AuditEvent) -> audit_pb2.AuditEvent:
+    """The public message of one audit event."""
+    return audit_pb2.AuditEvent(
+        sequence=event.sequence,
+        time=_timestamp(event.time),
+        action=audit_pb2.AuditAction.ValueType(event.action.value),  # the domain's values are the contract's
+        collection=event.collection,
+        person_id=event.person_id,
+        face_id=event.face_id,
+        faces=event.faces,
+        request_id=event.request_id,
+        actor=event.actor,
+        detail=event.detail,
+    )
+
+
+def audit_response(page: AuditPage) -> pb.ListAuditEventsResponse:
+    """The public page of the audit record."""
+    return pb.ListAuditEventsResponse(
+        events=[audit_event_message(e) for e in page.events], next_page_token=page.next_page_token
+    )
 
 
 def photo_result_message(result: PhotoResult) -> pb.PhotoResult:
@@ -294,6 +387,63 @@ def calibration_message(calibration: CollectionCalibration) -> pb.Calibration:
         faces=result.faces,
         applied=calibration.applied,
     )
+
+
+def cluster_item(request: pb.ClusterRequest) -> ClusterItem:
+    """One message of a ClusterFaces stream: its options, or a photo (a message with neither is an empty photo,
+    which the call lists as skipped)."""
+    if request.WhichOneof("item") == "options":
+        options = request.options
+        return ClusterOptions(
+            collection=options.collection,
+            threshold=options.threshold,
+            min_faces=options.min_faces,
+            enroll=options.enroll,
+            person_id_prefix=options.person_id_prefix,
+        )
+    return Photo(request.photo.image, request.photo.name)
+
+
+def _clustered_face(face: ClusteredFace) -> pb.ClusteredFace:
+    box, quality = face.box, face.quality
+    return pb.ClusteredFace(
+        photo_index=face.photo_index,
+        photo_name=face.photo_name,
+        face_index=face.face_index,
+        box=face_pb2.BoundingBox(x=box.x, y=box.y, width=box.width, height=box.height),
+        quality=face_pb2.FaceQuality(
+            face_size_px=quality.face_size_px,
+            interocular_px=quality.interocular_px,
+            sharpness=quality.sharpness,
+            frontality=quality.frontality,
+        ),
+        face_id=face.face_id,
+    )
+
+
+def cluster_result_message(result: ClusterResult) -> pb.ClusterResult:
+    """The public result of a ClusterFaces call."""
+    return pb.ClusterResult(
+        clusters=[
+            pb.FaceCluster(faces=[_clustered_face(f) for f in cluster.faces], person_id=cluster.person_id)
+            for cluster in result.clusters
+        ],
+        noise=[_clustered_face(f) for f in result.noise],
+        photos=result.photos,
+        faces=result.faces,
+        skipped=[photo_result_message(p) for p in result.skipped],
+        threshold=result.threshold,
+        min_faces=result.min_faces,
+    )
+
+
+def cluster_event_message(event: ClusterEvent) -> pb.ClusterEvent:
+    """One answer of a ClusterFaces stream: progress, or the result (the last)."""
+    if isinstance(event, ClusterProgress):
+        stage = pb.ClusterStage.ValueType(event.stage.value)  # the domain's values are the contract's
+        progress = pb.ClusterProgress(stage=stage, done=event.done, total=event.total, faces=event.faces)
+        return pb.ClusterEvent(progress=progress)
+    return pb.ClusterEvent(result=cluster_result_message(event))
 
 
 # ------------------------------------------------------------------------------------------ error details

@@ -1,4 +1,4 @@
-"""The values the gateway's domain works with: faces and photos, collections, stored faces and people.
+"""The values the gateway's domain works with: faces and photos, collections, stored faces, people, the audit record.
 
 Plain dataclasses; nothing here knows gRPC or protobuf. The servicer converts the public messages to and from
 these (``conversions.py``); the clients of the embedder and the registry convert theirs (``clients.py``). The
@@ -149,6 +149,9 @@ class StoredCollection:
     settings: DecisionSettings
     created_at: datetime | None = None
     size: GallerySize | None = None
+    retention_seconds: int = 0
+    transient: bool = False
+    """A working collection (a clustering call's): the registry lists and audits none, and deletes them at start."""
 
 
 @dataclass(frozen=True)
@@ -161,15 +164,18 @@ class Collection:
     settings: DecisionSettings
     size: GallerySize
     created_at: datetime | None
+    retention_seconds: int = 0
+    """Seconds a person's faces are kept after their newest enrollment (0: until deleted)."""
 
 
 @dataclass(frozen=True)
 class SettingsUpdate:
-    """A change to a collection's decision settings: each value given replaces the stored one."""
+    """A change to a collection's settings (decision settings, retention): each value given replaces the stored one."""
 
     threshold: float | None = None
     target_fpir: float | None = None
     min_margin: float | None = None
+    retention_seconds: int | None = None
 
 
 # ------------------------------------------------------------------------------------------ stored faces
@@ -184,6 +190,16 @@ class FaceRecord:
     embedding: Vector
     model_id: str
     metadata: Mapping[str, str] = field(default_factory=dict)
+    enrolled_at: datetime | None = None
+    """Set by the registry when it stores the face (None in a face being written)."""
+
+
+@dataclass(frozen=True)
+class MovedFace:
+    """A face after the registry moved it to another person (without its descriptor), and whose it was."""
+
+    face: FaceRecord
+    from_person_id: str
 
 
 @dataclass(frozen=True)
@@ -196,12 +212,14 @@ class FacesPage:
 
 @dataclass(frozen=True, eq=False)
 class SearchQuery:
-    """Nearest stored faces of each descriptor: one per person unless ``all_faces``, optionally of one person."""
+    """Nearest stored faces of each descriptor: one per person unless ``all_faces``, optionally of one person,
+    optionally only those at most ``max_distance`` away."""
 
     vectors: Sequence[Vector]
     top_k: int
     all_faces: bool = False
     person_id: str = ""
+    max_distance: float | None = None
 
 
 @dataclass(frozen=True)
@@ -244,4 +262,49 @@ class PeoplePage:
     """One page of people ordered by id; ``next_page_token`` is empty on the last page."""
 
     people: tuple[Person, ...]
+    next_page_token: str
+
+
+# ------------------------------------------------------------------------------------------ the audit record
+
+
+class AuditAction(enum.IntEnum):
+    """What an audit event records (the values are those of facerec.v1.AuditAction)."""
+
+    UNSPECIFIED = 0
+    ENROLL = 1
+    FACE_DELETE = 2
+    FACE_MOVE = 3
+    PERSON_UPDATE = 4
+    PERSON_DELETE = 5
+    RETENTION_PURGE = 6
+    COLLECTION_CREATE = 7
+    COLLECTION_UPDATE = 8
+    COLLECTION_DELETE = 9
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One change to enrolled data as the registry recorded it: who, when, what and how many; never biometric data.
+
+    ``collection`` is the registry's name as the registry answers, the tenant's name once ``audit`` has mapped it.
+    """
+
+    sequence: int
+    time: datetime | None
+    action: AuditAction
+    collection: str
+    person_id: str = ""
+    face_id: str = ""
+    faces: int = 0
+    request_id: str = ""
+    actor: str = ""
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    """One page of a tenant's audit record, oldest first; ``next_page_token`` is empty on the last page."""
+
+    events: tuple[AuditEvent, ...]
     next_page_token: str

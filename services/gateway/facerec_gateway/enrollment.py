@@ -6,6 +6,9 @@ enough and frontal enough, by the embedder's measures (``facerec_embedder.qualit
 landmarks and the aligned chip, so a small sharp face is refused as small, never as blurred, and a photo's
 resolution moves only its size. Each gate guards recognition: the minimums are chosen from the genuine-pair
 distances of faces below and above them (``benchmarks/quality_gates.py``).
+
+Each enrolled face is stored with its photo's name, its measures and its box (``face_metadata``), so the faces of
+a person can be listed with what they came from and how good they were.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from facerec_gateway.domain import (
     StoredCollection,
 )
 from facerec_gateway.errors import DependencyUnavailable, EnrollmentRejected, advised_retry_s
+from facerec_gateway.face_metadata import face_metadata
 
 # Face ids are uuid5 in this namespace of (collection, person, photo digest, face box): enrolling the same photo
 # of the same person twice yields the same id, so retries and re-imports store each face once.
@@ -233,7 +237,7 @@ class Enroller:
         person = await self._person_after(collection, request, deadline, enrolled=bool(records))
         return Enrollment(person=person, photos=tuple(o.result for o in outcomes), faces_enrolled=len(records))
 
-    async def _embed(self, image: bytes, deadline: Deadline) -> EmbeddedPhoto:
+    async def embed_waiting(self, image: bytes, deadline: Deadline) -> EmbeddedPhoto:
         """The photo embedded, waiting its turn when the embedder refuses it as overloaded.
 
         An enrollment's photos (up to 64, and a bulk stream's many people) go to the embedder at once; past its
@@ -264,7 +268,7 @@ class Enroller:
     ) -> _PhotoOutcome:
         unenrolled = PhotoResult(photo_index=index, photo_name=photo.name)
         try:
-            embedded = await self._embed(validation.image(photo.image, f"photos[{index}]"), deadline)
+            embedded = await self.embed_waiting(validation.image(photo.image, f"photos[{index}]"), deadline)
         except errors.InvalidArgument as error:
             return _PhotoOutcome(_rejected(unenrolled, RejectionReason.INVALID_IMAGE, error.message), None)
         except errors.ResourceExhausted as error:
@@ -282,7 +286,7 @@ class Enroller:
             person_id=person_id,
             embedding=face.embedding.values,
             model_id=face.embedding.model_id or embedded.model_id,
-            metadata={"photo": photo.name} if photo.name else {},
+            metadata=face_metadata(photo.name, face),
         )
         return _PhotoOutcome(PhotoResult(index, photo.name, True, enrolled_id, face), record)
 

@@ -21,7 +21,7 @@ class People:
 
     async def get(self, tenant: Tenant, collection: str, person_id: str, deadline: Deadline) -> Person:
         """The person (NOT_FOUND when the collection holds no face of theirs)."""
-        stored = await self.collections.resolve(tenant, collection, deadline, create_default=False)
+        stored = await self.collections.resolve(tenant, collection, deadline, create_default=False, check_model=False)
         found = await self.registry.get_person(stored.name, validation.person_id(person_id), deadline)
         return self._named(found, collection)
 
@@ -30,7 +30,7 @@ class People:
     ) -> PeoplePage:
         """One page of the collection's people, ordered by id (the default collection is created if need be)."""
         size, token = validation.page_size(page_size), validation.page_token(page_token)
-        stored = await self.collections.resolve(tenant, collection, deadline, create_default=True)
+        stored = await self.collections.resolve(tenant, collection, deadline, create_default=True, check_model=False)
         page = await self.registry.list_people(stored.name, size, token, deadline)
         return PeoplePage(tuple(self._named(p, collection) for p in page.people), page.next_page_token)
 
@@ -42,12 +42,12 @@ class People:
             display_name=validation.display_name(update.display_name),
             metadata=validation.metadata(update.metadata),
         )
-        stored = await self.collections.resolve(tenant, collection, deadline, create_default=False)
+        stored = await self.collections.resolve(tenant, collection, deadline, create_default=False, check_model=False)
         return self._named(await self.registry.update_person(stored.name, checked, deadline), collection)
 
     async def delete(self, tenant: Tenant, collection: str, person_id: str, deadline: Deadline) -> int:
         """Erase every face of the person; how many were erased."""
-        stored = await self.collections.resolve(tenant, collection, deadline, create_default=False)
+        stored = await self.collections.resolve(tenant, collection, deadline, create_default=False, check_model=False)
         deleted = await self.registry.delete_person(stored.name, validation.person_id(person_id), deadline)
         self.collections.cache.size_changed(stored.name)
         return deleted

@@ -11,7 +11,12 @@ module                 job
 ``identification``     Identify and IdentifyStream: search, applied threshold, margin, one identity per photo
 ``verification``       Verify (1:1, a fixed threshold) and Detect
 ``people``             Get/List/Update/DeletePerson
+``faces``              the faces of a person: ListFaces, and corrections (DeleteFace, MoveFace)
+``audit``              ListAuditEvents: the tenant's audit record under its own collection names
+``face_metadata``      what enrollment stores beside each face (photo, quality, box), read back by ``faces``
 ``calibration``        CalibrateCollection over the collection's own faces
+``clustering``         ClusterFaces: photos' faces grouped into new people through a working collection
+``cluster_graph``      the pure cut of the faces' neighbour links into groups (Chinese whispers)
 ``decisions``          the pure decision rules (thresholds that follow the gallery's size, margins, assignment)
 ``clients``            the seams: the embedder and the registry as Protocols in domain values, and their gRPC
                        clients
@@ -23,11 +28,14 @@ call), and errors are domain errors. The servicer converts messages (``conversio
 
 from __future__ import annotations
 
+from facerec_gateway.audit import Audit
 from facerec_gateway.bulk_enrollment import BulkEnroller
 from facerec_gateway.calibration import Calibrator
 from facerec_gateway.clients import Embedder, Registry
+from facerec_gateway.clustering import Clusterer
 from facerec_gateway.collections import CollectionCache, Collections
 from facerec_gateway.enrollment import Enroller
+from facerec_gateway.faces import Faces
 from facerec_gateway.identification import Identifier
 from facerec_gateway.people import People
 from facerec_gateway.policy import RecognitionPolicy
@@ -53,4 +61,8 @@ class FaceRecognition:
         self.identifier = Identifier(embedder, registry, self.collections, policy)
         self.verifier = Verifier(embedder, registry, self.collections, policy)
         self.people = People(registry, self.collections)
+        self.faces = Faces(registry, self.collections)
+        self.audit = Audit(registry, self.collections)
         self.calibrator = Calibrator(registry, self.collections)
+        # Clustering embeds its photos as enrollment does, waiting out the embedder's overload refusals.
+        self.clusterer = Clusterer(self.enroller.embed_waiting, registry, self.collections, policy)

@@ -8,6 +8,7 @@ enrollment's rejections are given their ``google.rpc`` details here first).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +18,7 @@ from facerec.runtime.deadlines import Deadline
 from facerec.v1 import facerec_pb2, facerec_pb2_grpc
 from facerec_gateway import conversions
 from facerec_gateway.auth import ApiKeys, Tenant
+from facerec_gateway.clustering import ClusterItem
 from facerec_gateway.enrollment import EnrollRequest
 from facerec_gateway.errors import EnrollmentRejected
 from facerec_gateway.identification import IdentifyRequest
@@ -161,10 +163,60 @@ class FaceRecognitionServicer(facerec_pb2_grpc.FaceRecognitionServicer):
         deleted = await self.service.people.delete(tenant, request.collection, request.person_id, deadline)
         return facerec_pb2.DeletePersonResponse(faces_deleted=deleted)
 
+    # ------------------------------------------------------------------------------------------ faces of a person
+
+    async def ListFaces(self, request: facerec_pb2.ListFacesRequest, context: Context) -> facerec_pb2.ListFacesResponse:
+        tenant, deadline = self._caller(context)
+        page = await self.service.faces.list_page(
+            tenant, request.collection, request.person_id, request.page_size, request.page_token, deadline
+        )
+        return conversions.faces_response(page)
+
+    async def DeleteFace(
+        self, request: facerec_pb2.DeleteFaceRequest, context: Context
+    ) -> facerec_pb2.DeleteFaceResponse:
+        tenant, deadline = self._caller(context)
+        deletion = await self.service.faces.delete(tenant, request.collection, request.face_id, deadline)
+        return conversions.delete_face_response(deletion)
+
+    async def MoveFace(self, request: facerec_pb2.MoveFaceRequest, context: Context) -> facerec_pb2.MoveFaceResponse:
+        tenant, deadline = self._caller(context)
+        move = await self.service.faces.move(
+            tenant, request.collection, request.face_id, request.to_person_id, deadline
+        )
+        return conversions.move_face_response(move)
+
+    # ------------------------------------------------------------------------------------------ audit
+
+    async def ListAuditEvents(
+        self, request: facerec_pb2.ListAuditEventsRequest, context: Context
+    ) -> facerec_pb2.ListAuditEventsResponse:
+        tenant, deadline = self._caller(context)
+        page = await self.service.audit.list_page(tenant, conversions.audit_query(request), deadline)
+        return conversions.audit_response(page)
+
+    # ------------------------------------------------------------------------------------------ clustering
+
+    async def ClusterFaces(
+        self, request_iterator: AsyncIterator[facerec_pb2.ClusterRequest], context: Context
+    ) -> AsyncIterator[facerec_pb2.ClusterEvent]:
+        tenant, deadline = self._stream_caller(context)
+        events = self.service.clusterer.cluster(tenant, _cluster_items(request_iterator), deadline)
+        # Closed here, whatever ends the call (an error, the caller cancelling): the call's working collection
+        # is deleted before the servicer returns.
+        async with contextlib.aclosing(events):
+            async for event in events:
+                yield conversions.cluster_event_message(event)
+
 
 async def _enroll_requests(messages: AsyncIterator[facerec_pb2.EnrollRequest]) -> AsyncIterator[EnrollRequest]:
     async for message in messages:
         yield conversions.enroll_request(message)
+
+
+async def _cluster_items(messages: AsyncIterator[facerec_pb2.ClusterRequest]) -> AsyncIterator[ClusterItem]:
+    async for message in messages:
+        yield conversions.cluster_item(message)
 
 
 async def _identify_requests(

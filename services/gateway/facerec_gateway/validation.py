@@ -7,6 +7,7 @@ failure becomes the gateway's :class:`InvalidRequest` (INVALID_ARGUMENT) with th
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import TypeVar
 
 from facerec import limits
@@ -111,3 +112,8 @@ def image(data: bytes, what: str = "image") -> bytes:
     if not data:
         raise InvalidRequest(f"{what} is empty")
     return data
+
+
+def timestamp(seconds: int, nanos: int, field: str) -> datetime:
+    """A request's time (UTC) when it is a valid protobuf Timestamp."""
+    return _checked(lambda s: limits.check_timestamp(s, nanos, field), seconds)

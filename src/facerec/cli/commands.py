@@ -115,22 +115,64 @@ def people_delete(client: Client, args: argparse.Namespace) -> int:
     return exit_codes.OK
 
 
+def faces_list(client: Client, args: argparse.Namespace) -> int:
+    """``facerec faces list PERSON_ID``: every face of the person, with its photo, time, quality and box."""
+    faces = list(client.iter_faces(args.person_id, collection=args.collection, page_size=args.page_size))
+    document = {"person_id": args.person_id, "collection": args.collection, "faces": output.to_json(faces)}
+    _emit(args, document, output.render_faces(faces))
+    return exit_codes.OK
+
+
+def faces_delete(client: Client, args: argparse.Namespace) -> int:
+    """``facerec faces delete FACE_ID``: deletes one face; the person keeps their others."""
+    deletion = client.delete_face(args.face_id, collection=args.collection)
+    document = {"face_id": args.face_id, "collection": args.collection, **output.to_json(deletion)}
+    _emit(args, document, output.render_face_deletion(args.face_id, args.collection, deletion))
+    return exit_codes.OK
+
+
+def faces_move(client: Client, args: argparse.Namespace) -> int:
+    """``facerec faces move FACE_ID --to PERSON_ID``: gives one face to another person."""
+    move = client.move_face(args.face_id, args.to_person_id, collection=args.collection)
+    _emit(args, {"collection": args.collection, **output.to_json(move)}, output.render_face_move(args.collection, move))
+    return exit_codes.OK
+
+
+def audit(client: Client, args: argparse.Namespace) -> int:
+    """``facerec audit [--since WHEN] [--collection NAME]``: the tenant's audit record, oldest first."""
+    events = list(client.iter_audit_events(since=args.since, collection=args.collection, page_size=args.page_size))
+    _emit(args, {"events": output.to_json(events)}, output.render_audit(events))
+    return exit_codes.OK
+
+
 def collections_create(client: Client, args: argparse.Namespace) -> int:
-    """``facerec collections create NAME [--threshold T] [--target-fpir F] [--min-margin M]``"""
+    """``facerec collections create NAME [--threshold T] [--target-fpir F] [--min-margin M] [--retention D]``"""
     collection = client.create_collection(
-        args.name, threshold=args.threshold, target_fpir=args.target_fpir, min_margin=args.min_margin
+        args.name,
+        threshold=args.threshold,
+        target_fpir=args.target_fpir,
+        min_margin=args.min_margin,
+        retention_seconds=args.retention,
     )
     _emit(args, output.to_json(collection), output.render_collection(collection))
     return exit_codes.OK
 
 
 def collections_update(client: Client, args: argparse.Namespace) -> int:
-    """``facerec collections update NAME [--threshold T] [--target-fpir F] [--min-margin M]``"""
-    if args.threshold is None and args.target_fpir is None and args.min_margin is None:
-        print("facerec: collections update needs --threshold, --target-fpir or --min-margin", file=sys.stderr)
+    """``facerec collections update NAME [--threshold T] [--target-fpir F] [--min-margin M] [--retention D]``"""
+    if args.threshold is None and args.target_fpir is None and args.min_margin is None and args.retention is None:
+        print(
+            "facerec: collections update needs --threshold, --target-fpir or --min-margin (decision settings), "
+            "or --retention",
+            file=sys.stderr,
+        )
         return exit_codes.USAGE
     collection = client.update_collection(
-        args.name, threshold=args.threshold, target_fpir=args.target_fpir, min_margin=args.min_margin
+        args.name,
+        threshold=args.threshold,
+        target_fpir=args.target_fpir,
+        min_margin=args.min_margin,
+        retention_seconds=args.retention,
     )
     _emit(args, output.to_json(collection), output.render_collection(collection))
     return exit_codes.OK

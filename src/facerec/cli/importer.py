@@ -92,7 +92,7 @@ def scan(root: Path) -> FolderScan:
             continue
         photos = []
         for file in _visible(entry):
-            reason = _skip_reason(file)
+            reason = skip_reason(file)
             if reason is None:
                 photos.append(file)
             else:
@@ -106,7 +106,7 @@ def _visible(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
 
 
-def _skip_reason(path: Path) -> str | None:
+def skip_reason(path: Path) -> str | None:
     """Why ``path`` is not sent as a photo, or None when it is one (by its first bytes)."""
     if path.is_dir():
         return "a folder inside a person's folder (not searched)"

@@ -1,10 +1,12 @@
 """``facerec``: the command line of the facerec face-recognition service.
 
 Talks to the gateway (``--gateway HOST:PORT``, env ``FACEREC_GATEWAY``, default 127.0.0.1:50051) with an API
-key (``--api-key``, env ``FACEREC_API_KEY``). Every command takes ``--json`` to print one JSON document instead
-of a table. Exit codes (see :mod:`facerec.cli.exit_codes`): 0 ok, 1 other service error, 2 usage error or
-unreadable file, 3 not found, 4 rejected (enrollment refused), 5 unauthenticated / permission denied,
-6 unavailable / deadline exceeded / not serving.
+key (``--api-key``, env ``FACEREC_API_KEY``), in plaintext unless ``--tls`` (the system trust store) or
+``--ca-file PEM`` asks for TLS; ``--client-cert`` / ``--client-key`` for mutual TLS (env ``FACEREC_TLS``,
+``FACEREC_CA_FILE``, ``FACEREC_CLIENT_CERT``, ``FACEREC_CLIENT_KEY``). Every command takes ``--json`` to print
+one JSON document instead of a table. Exit codes (see :mod:`facerec.cli.exit_codes`): 0 ok, 1 other service
+error, 2 usage error or unreadable file, 3 not found, 4 rejected (enrollment refused), 5 unauthenticated /
+permission denied, 6 unavailable / deadline exceeded / not serving.
 """
 
 from __future__ import annotations
@@ -13,17 +15,20 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
+from datetime import datetime
 from typing import TypeAlias
 
 import grpc
 
 from facerec import limits
+from facerec.cli import cluster as cluster_cli
 from facerec.cli import commands, exit_codes, output, stack
+from facerec.cli.durations import parse_duration, parse_since
 from facerec.cli.health import DEFAULT_HEALTH_TIMEOUT_S, check_health, health_exit_code, rpc_error_exit_code
+from facerec.cli.tls_hints import ClientTls, tls_hint
 from facerec.photo_formats import ACCEPTED_NAMES
-from facerec.sdk import Client, FacerecError, ImageInputError
-from facerec.sdk.channel import DEFAULT_ADDRESS, DEFAULT_TIMEOUT_S
+from facerec.sdk import Client, FacerecError, ImageInputError, Unavailable
+from facerec.sdk.channel import DEFAULT_ADDRESS, DEFAULT_TIMEOUT_S, channel_credentials
 
 Handler = Callable[[Client, argparse.Namespace], int]
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -48,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             output.print_json(output.error_json(e))
         print(f"facerec: {e}", file=sys.stderr)
+        _print_tls_hint(e.message if isinstance(e, Unavailable) else "", args)
         return exit_codes.exit_code_for(e)
     except (OSError, ImageInputError) as e:
         print(f"facerec: {e}", file=sys.stderr)
@@ -58,11 +64,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _credentials(args: argparse.Namespace) -> grpc.ChannelCredentials | None:
-    """TLS credentials when ``--tls`` or ``--ca-cert`` is given, else None (plaintext)."""
-    if not (args.tls or args.ca_cert):
-        return None
-    roots = Path(args.ca_cert).read_bytes() if args.ca_cert else None
-    return grpc.ssl_channel_credentials(root_certificates=roots)
+    """TLS credentials when ``--tls``, ``--ca-file`` or ``--client-cert`` is given, else None (plaintext)."""
+    return channel_credentials(
+        tls=args.tls, ca_file=args.ca_file, client_cert_file=args.client_cert, client_key_file=args.client_key
+    )
+
+
+def _print_tls_hint(message: str, args: argparse.Namespace) -> None:
+    hint = tls_hint(message, ClientTls(args.tls, args.ca_file, args.client_cert))
+    if hint is not None:
+        print(f"facerec: {hint}", file=sys.stderr)
 
 
 def _client(args: argparse.Namespace) -> Client:
@@ -87,6 +98,7 @@ def run_health(args: argparse.Namespace) -> int:
                 {"address": address, "service": args.service, "error": {"code": code, "message": message}}
             )
         print(f"facerec: health check of {address} failed: {code}: {message}", file=sys.stderr)
+        _print_tls_hint(message or "", args)
         return rpc_error_exit_code(e)
     if args.json:
         output.print_json({"address": address, "service": args.service, "status": status})
@@ -134,14 +146,30 @@ def _connection_flags(parser: argparse.ArgumentParser, *, top_level: bool) -> No
     parser.add_argument(
         "--tls",
         action="store_true",
-        default=default(False),
-        help="connect with TLS (system roots)" if top_level else argparse.SUPPRESS,
+        default=default(os.environ.get("FACEREC_TLS", "").strip().lower() in ("1", "true", "yes", "on")),
+        help="connect with TLS, trusting the system's CA store (env FACEREC_TLS=1)" if top_level else argparse.SUPPRESS,
     )
     parser.add_argument(
-        "--ca-cert",
+        "--ca-file",
         metavar="PEM",
-        default=default(None),
-        help="TLS with this CA certificate file" if top_level else argparse.SUPPRESS,
+        default=default(os.environ.get("FACEREC_CA_FILE") or None),
+        help="connect with TLS, trusting the CAs of this PEM bundle instead (env FACEREC_CA_FILE)"
+        if top_level
+        else argparse.SUPPRESS,
+    )
+    parser.add_argument(
+        "--client-cert",
+        metavar="PEM",
+        default=default(os.environ.get("FACEREC_CLIENT_CERT") or None),
+        help="mutual TLS: present this certificate, with --client-key (env FACEREC_CLIENT_CERT)"
+        if top_level
+        else argparse.SUPPRESS,
+    )
+    parser.add_argument(
+        "--client-key",
+        metavar="PEM",
+        default=default(os.environ.get("FACEREC_CLIENT_KEY") or None),
+        help="private key of --client-cert (env FACEREC_CLIENT_KEY)" if top_level else argparse.SUPPRESS,
     )
     parser.add_argument(
         "--json", action="store_true", default=default(False), help="print one JSON document instead of a table"
@@ -176,8 +204,11 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_face_commands(subparsers)
     _add_people_commands(subparsers)
+    _add_faces_commands(subparsers)
+    _add_audit_command(subparsers)
     _add_collection_commands(subparsers)
     _add_import_command(subparsers)
+    _add_cluster_command(subparsers)
     _add_calibrate_command(subparsers)
     _add_health_command(subparsers)
     stack.register(subparsers)
@@ -242,6 +273,70 @@ def _add_people_commands(subparsers: Subparsers) -> None:
         _collection_flag(parser)
 
 
+def _add_faces_commands(subparsers: Subparsers) -> None:
+    faces = _command(subparsers, "faces", "list a person's faces; delete or move one face (corrections)")
+    actions = faces.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = _command(
+        actions, "list", "every face of a person: id, photo, time enrolled, quality, box", commands.faces_list
+    )
+    listing.add_argument("person_id", metavar="PERSON_ID")
+    listing.add_argument("--page-size", type=int, default=0, metavar="N", help="faces fetched per call")
+    delete = _command(actions, "delete", "delete one face (the person keeps the others)", commands.faces_delete)
+    delete.add_argument("face_id", metavar="FACE_ID")
+    move = _command(actions, "move", "move one face to another person (enrolled or new)", commands.faces_move)
+    move.add_argument("face_id", metavar="FACE_ID")
+    move.add_argument("--to", dest="to_person_id", required=True, metavar="PERSON_ID", help="the face's person")
+    for parser in (listing, delete, move):
+        _collection_flag(parser, "must exist")
+
+
+def _since(text: str) -> datetime:
+    """An argparse type: ``--since`` as a time (``facerec.cli.durations.parse_since``)."""
+    try:
+        return parse_since(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+AUDIT_EPILOG = """WHEN is an ISO 8601 time (2026-12-01, 2026-12-01T09:30, 2026-12-01T09:30:00+01:00; UTC without an
+offset) or a duration ago: seconds or numbers with units s, m, h, d, w, y (7d, 12h, 30m, 1d12h).
+
+Every enrollment, face deletion or move, person change or erasure, retention purge and collection change of
+the tenant is listed, oldest first: time, action, collection, person, face, faces counted, the API key's
+fingerprint (key: and the first 16 hex digits of the SHA-256 of the key) or registry:retention, the request id.
+No descriptor or image is ever recorded."""
+
+
+def _add_audit_command(subparsers: Subparsers) -> None:
+    audit = _command(
+        subparsers, "audit", "the tenant's audit record: who enrolled, changed or erased what, and when", commands.audit
+    )
+    audit.epilog = AUDIT_EPILOG
+    audit.formatter_class = argparse.RawDescriptionHelpFormatter
+    audit.add_argument("--since", type=_since, metavar="WHEN", help="only events at or after WHEN (default: all)")
+    audit.add_argument(
+        "--collection", default="", metavar="NAME", help="only this collection's events (default: every collection)"
+    )
+    audit.add_argument("--page-size", type=int, default=0, metavar="N", help="events fetched per call")
+
+
+def _retention(text: str) -> int:
+    """An argparse type: a retention period (``facerec.cli.durations``) within ``facerec.limits``."""
+    try:
+        return limits.check_retention_seconds(parse_duration(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def _retention_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--retention",
+        type=_retention,
+        metavar="DURATION",
+        help="purge a person's faces this long after their newest enrollment (30d, 12h, 3y, seconds; 0: never)",
+    )
+
+
 def _checked(check: Callable[[float], float]) -> Callable[[str], float]:
     """An argparse type: a float that ``check`` (from :mod:`facerec.limits`) accepts."""
 
@@ -283,10 +378,14 @@ def _add_collection_commands(subparsers: Subparsers) -> None:
     actions = collections.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = _command(actions, "create", "create a collection", commands.collections_create)
     _decision_flags(create, creating=True)
+    _retention_flag(create)
     _command(actions, "list", "the caller's collections", commands.collections_list)
     show = _command(actions, "show", "one collection", commands.collections_show)
-    update = _command(actions, "update", "change a collection's decision settings", commands.collections_update)
+    update = _command(
+        actions, "update", "change a collection's decision settings or retention", commands.collections_update
+    )
     _decision_flags(update, creating=False)
+    _retention_flag(update)
     calibrate = _command(
         actions,
         "calibrate",
@@ -362,6 +461,44 @@ def _add_import_command(subparsers: Subparsers) -> None:
         "--resend", action="store_true", help="send every person, also those the collection already holds in full"
     )
     _collection_flag(importer, "must exist unless --create; default is created on first use")
+
+
+CLUSTER_EPILOG = f"""Every photo under DIR (any depth; by content, as import finds them: {ACCEPTED_NAMES}) is
+sent; each face is linked to its nearest faces within the threshold (the service's search, as identify does) and
+the links are cut into groups by Chinese whispers (dlib's face clustering). Groups smaller than --min-faces
+are listed as faces in no group. Files that are not photos, cannot be read, or show no face are listed as
+skipped and do not stop the run. With --enroll, each group becomes a new person of --collection, named by
+--prefix (default: cluster-<8 hex>-, fresh each run) and the group's number, 1 for the largest.
+
+--json: {{"clusters": [{{"person_id", "faces": [{{"photo", "box": {{"x", "y", "width", "height"}},
+"face_index"}}]}}], "noise": [faces], "skipped": [{{"photo", "reason"}}], ...}}; photo is the path as DIR was
+typed. Progress (per stage) goes to stderr."""
+
+
+def _min_faces(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (0 means the service's 2), got {value}")
+    return value
+
+
+def _add_cluster_command(subparsers: Subparsers) -> None:
+    cluster = _command(subparsers, "cluster", "group the faces of every photo under DIR into people", cluster_cli.run)
+    cluster.epilog = CLUSTER_EPILOG
+    cluster.formatter_class = argparse.RawDescriptionHelpFormatter
+    cluster.add_argument("dir", metavar="DIR")
+    cluster.add_argument(
+        "--threshold",
+        type=_checked(limits.check_threshold),
+        metavar="T",
+        help="faces at most T apart are linked (default: the service's 0.5)",
+    )
+    cluster.add_argument(
+        "--min-faces", type=_min_faces, default=0, metavar="N", help="smallest group (default: the service's 2)"
+    )
+    cluster.add_argument("--enroll", action="store_true", help="enroll each group as a new person of --collection")
+    cluster.add_argument("--prefix", metavar="P", help="with --enroll: person ids are P and the group's number")
+    _collection_flag(cluster, "with --enroll; must exist, the default one is created on first use")
 
 
 def _add_health_command(subparsers: Subparsers) -> None:

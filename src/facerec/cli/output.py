@@ -11,7 +11,9 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
+from facerec.cli.durations import format_duration
 from facerec.sdk import (
+    AuditEvent,
     BoundingBox,
     BulkEnrollResult,
     Calibration,
@@ -19,8 +21,11 @@ from facerec.sdk import (
     Collection,
     Decision,
     DetectResult,
+    EnrolledFace,
     EnrollResult,
     Face,
+    FaceDeletion,
+    FaceMove,
     FacerecError,
     FailedPrecondition,
     IdentifiedFace,
@@ -336,11 +341,72 @@ def render_collection(collection: Collection) -> str:
             f"threshold:  {collection.threshold:g}{' (cap)' if collection.target_fpir else ' (fixed)'}",
             f"target FPIR: {collection.target_fpir * 100:g} %" if collection.target_fpir else "target FPIR: none",
             f"min margin: {collection.min_margin:g}",
+            f"retention:  {format_duration(collection.retention_seconds) if collection.retention_seconds else 'none'}",
             f"people:     {collection.person_count}",
             f"faces:      {collection.face_count}",
             f"created:    {created}",
         ]
     )
+
+
+def _time(moment: datetime | None) -> str | None:
+    """A time to the second, in UTC as the service keeps it."""
+    return moment.isoformat(timespec="seconds") if moment is not None else None
+
+
+def render_faces(faces: Sequence[EnrolledFace]) -> str:
+    """A person's faces, one row each (``-`` for what a face enrolled before it was stored does not have)."""
+    rows = [
+        [
+            f.face_id,
+            f.photo_name or None,
+            _time(f.enrolled_at),
+            f.quality.face_size_px if f.quality else None,
+            f.quality.sharpness if f.quality else None,
+            f.quality.frontality if f.quality else None,
+            _box(f.box) if f.box else None,
+        ]
+        for f in faces
+    ]
+    headers = ["face", "photo", "enrolled", "size_px", "sharpness", "frontality", "box"]
+    return table(headers, rows) + f"\n{len(faces)} face(s)"
+
+
+def render_face_deletion(face_id: str, collection: str, deletion: FaceDeletion) -> str:
+    """What a face deletion did, in one line."""
+    left = f"{deletion.faces_left} face(s) left" if deletion.faces_left else "no face left: the person is gone"
+    return f"deleted face {face_id} of {deletion.person_id} from {collection}: {left}"
+
+
+def render_face_move(collection: str, move: FaceMove) -> str:
+    """What a face move did, in one line."""
+    face = move.face
+    photo = f" ({face.photo_name})" if face.photo_name else ""
+    return f"moved face {face.face_id}{photo} in {collection} from {move.from_person_id} to {face.person_id}"
+
+
+def _action(event: AuditEvent) -> str:
+    return event.action.value.removeprefix("AUDIT_").lower()
+
+
+def render_audit(events: Sequence[AuditEvent]) -> str:
+    """Audit events, oldest first, one row each."""
+    rows = [
+        [
+            _time(e.time),
+            _action(e),
+            e.collection,
+            e.person_id or None,
+            e.face_id or None,
+            e.faces,
+            e.actor or None,
+            e.request_id or None,
+            e.detail or None,
+        ]
+        for e in events
+    ]
+    headers = ["time", "action", "collection", "person", "face", "faces", "actor", "request", "detail"]
+    return table(headers, rows) + f"\n{len(events)} event(s)"
 
 
 def render_collection_calibration(name: str, calibration: Calibration) -> str:

@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -21,16 +23,25 @@ from facerec.sdk.channel import (
     auth_metadata,
     call_retrying_overload_async,
     channel_options,
+    client_credentials,
 )
-from facerec.sdk.errors import error_from_rpc
+from facerec.sdk.cluster_messages import OptionsGate, options_request, photo_request
+from facerec.sdk.errors import FacerecError, error_from_rpc
 from facerec.sdk.images import image_bytes
 from facerec.sdk.types import (
     DEFAULT_COLLECTION,
+    AuditEvent,
     BulkEnrollResult,
     Calibration,
+    ClusterPhotoInput,
+    ClusterProgress,
+    ClusterResult,
     Collection,
     DetectResult,
+    EnrolledFace,
     EnrollResult,
+    FaceDeletion,
+    FaceMove,
     FaceSelection,
     Frame,
     IdentifyResult,
@@ -76,6 +87,19 @@ class _AsyncRequestStream(AsyncIterator[T]):
             raise
 
 
+async def _gated(
+    options: facerec_pb2.ClusterOptions,
+    photos: Iterable[ClusterPhotoInput] | AsyncIterable[ClusterPhotoInput],
+    gate: OptionsGate,
+) -> AsyncIterator[facerec_pb2.ClusterOptions | ClusterPhotoInput]:
+    """The options, then (once the gateway has accepted them) every photo (see ``cluster_messages``)."""
+    yield options
+    if not await asyncio.to_thread(gate.wait):
+        return
+    async for item in _aiter(photos):
+        yield item
+
+
 async def _aiter(source: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
     if isinstance(source, AsyncIterable):
         async for item in source:
@@ -88,8 +112,8 @@ async def _aiter(source: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
 class AsyncClient:
     """An asyncio connection to the facerec gateway; use it as ``async with``, or await :meth:`close`.
 
-    Same methods and arguments as :class:`facerec.sdk.Client`, as coroutines; streams accept sync or async
-    iterables. Failures raise :class:`facerec.sdk.errors.FacerecError` subclasses.
+    Same methods and arguments (TLS included) as :class:`facerec.sdk.Client`, as coroutines; streams accept sync
+    or async iterables. Failures raise :class:`facerec.sdk.errors.FacerecError` subclasses.
     """
 
     def __init__(
@@ -97,11 +121,18 @@ class AsyncClient:
         address: str = DEFAULT_ADDRESS,
         api_key: str | None = None,
         *,
+        tls: bool = False,
+        ca_file: str | os.PathLike[str] | None = None,
+        client_cert_file: str | os.PathLike[str] | None = None,
+        client_key_file: str | os.PathLike[str] | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         timeout: float | None = DEFAULT_TIMEOUT_S,
         options: Mapping[str, Any] | None = None,
     ) -> None:
         opts = channel_options(dict(options or {}))
+        credentials = client_credentials(
+            credentials, tls=tls, ca_file=ca_file, client_cert_file=client_cert_file, client_key_file=client_key_file
+        )
         if credentials is None:
             self._channel = grpc.aio.insecure_channel(address, options=opts)
         else:
@@ -141,6 +172,7 @@ class AsyncClient:
         target_fpir: float | None = None,
         min_margin: float | None = None,
         model_id: str = "",
+        retention_seconds: int | None = None,
         timeout: float | None = None,
     ) -> Collection:
         """Creates a collection.
@@ -149,10 +181,16 @@ class AsyncClient:
         share of strangers that may be matched, the threshold then following the collection's size (None: the
         service's default, unless ``threshold`` is given, which then applies fixed; 0: a fixed threshold).
         ``min_margin``: the least distance between the nearest and second-nearest person for a match (None: the
-        service's default; 0: no margin rule).
+        service's default; 0: no margin rule). ``retention_seconds``: a person's faces are purged this long after
+        their newest enrollment (None or 0: kept until deleted; at most 100 years).
         """
         request = messages.create_collection_request(
-            name, threshold=threshold, model_id=model_id, target_fpir=target_fpir, min_margin=min_margin
+            name,
+            threshold=threshold,
+            model_id=model_id,
+            target_fpir=target_fpir,
+            min_margin=min_margin,
+            retention_seconds=retention_seconds,
         )
         return convert.collection_from_proto(await self._call(self._stub.CreateCollection, request, timeout))
 
@@ -163,11 +201,17 @@ class AsyncClient:
         threshold: float | None = None,
         target_fpir: float | None = None,
         min_margin: float | None = None,
+        retention_seconds: int | None = None,
         timeout: float | None = None,
     ) -> Collection:
-        """Changes a collection's decision settings; those left None keep their values (at least one is needed)."""
+        """Changes a collection's decision settings or retention; those left None keep their values (at least one
+        is needed; ``retention_seconds=0`` removes the retention limit)."""
         request = messages.update_collection_request(
-            name, threshold=threshold, target_fpir=target_fpir, min_margin=min_margin
+            name,
+            threshold=threshold,
+            target_fpir=target_fpir,
+            min_margin=min_margin,
+            retention_seconds=retention_seconds,
         )
         return convert.collection_from_proto(await self._call(self._stub.UpdateCollection, request, timeout))
 
@@ -340,6 +384,60 @@ class AsyncClient:
         request = facerec_pb2.DetectRequest(image=data, include_embeddings=include_embeddings)
         return convert.detect_result_from_proto(await self._call(self._stub.Detect, request, timeout))
 
+    # ------------------------------------------------------------------------------------------ clustering
+
+    async def cluster(
+        self,
+        photos: Iterable[ClusterPhotoInput] | AsyncIterable[ClusterPhotoInput],
+        *,
+        threshold: float | None = None,
+        min_faces: int = 0,
+        enroll: bool = False,
+        collection: str = DEFAULT_COLLECTION,
+        person_id_prefix: str = "",
+        on_progress: Callable[[ClusterProgress], None] | None = None,
+        timeout: float | None = None,
+    ) -> ClusterResult:
+        """Groups the faces of ``photos`` into people; see :meth:`facerec.sdk.Client.cluster` (``photos`` may also
+        be an async iterable; ``on_progress`` is called on the event loop)."""
+        options = convert.cluster_options_to_proto(
+            collection=collection,
+            threshold=threshold,
+            min_faces=min_faces,
+            enroll=enroll,
+            person_id_prefix=person_id_prefix,
+        )
+
+        def build(item: ClusterPhotoInput | facerec_pb2.ClusterOptions, _: int) -> facerec_pb2.ClusterRequest:
+            if isinstance(item, facerec_pb2.ClusterOptions):
+                return options_request(item)
+            return photo_request(item)
+
+        gate = OptionsGate()
+        requests = _AsyncRequestStream(_gated(options, photos, gate), build)
+        result: ClusterResult | None = None
+        call = self._stub.ClusterFaces(requests, timeout=timeout, metadata=self._metadata)
+        try:
+            async for response in call:
+                gate.accept()
+                event = convert.cluster_event_from_proto(response)
+                if isinstance(event, ClusterResult):
+                    result = event
+                elif event is not None and on_progress is not None:
+                    on_progress(event)
+        except (grpc.aio.AioRpcError, asyncio.CancelledError) as e:
+            if requests.error is not None:
+                raise requests.error from e
+            if isinstance(e, grpc.aio.AioRpcError):
+                raise error_from_rpc(e) from e
+            raise
+        finally:
+            gate.close()
+            call.cancel()  # a no-op once the stream ended; else (the caller cancelled) the call stops
+        if result is None:
+            raise FacerecError("the clustering stream ended without a result")
+        return result
+
     # ------------------------------------------------------------------------------------------ people
 
     async def get_person(
@@ -402,3 +500,91 @@ class AsyncClient:
         """Erases a person (every face); returns the number of faces deleted."""
         request = facerec_pb2.DeletePersonRequest(collection=collection, person_id=person_id)
         return (await self._call(self._stub.DeletePerson, request, timeout)).faces_deleted
+
+    # ------------------------------------------------------------------------------------------ faces of a person
+
+    async def list_faces(
+        self,
+        person_id: str,
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | None = None,
+    ) -> Page[EnrolledFace]:
+        """One page of the person's faces, ordered by face id (``page_size=0``: the service's 100): each with its
+        photo's name, when it was enrolled, its quality and its box. Raises NotFound when the person has no face."""
+        request = facerec_pb2.ListFacesRequest(
+            collection=collection, person_id=person_id, page_size=page_size, page_token=page_token
+        )
+        return convert.faces_page_from_proto(await self._call(self._stub.ListFaces, request, timeout))
+
+    async def iter_faces(
+        self, person_id: str, *, collection: str = DEFAULT_COLLECTION, page_size: int = 0, timeout: float | None = None
+    ) -> AsyncIterator[EnrolledFace]:
+        """Every face of the person, fetching pages as needed."""
+        page_token = ""
+        while True:
+            page = await self.list_faces(
+                person_id, collection=collection, page_size=page_size, page_token=page_token, timeout=timeout
+            )
+            for face in page.items:
+                yield face
+            if not page.next_page_token:
+                return
+            page_token = page.next_page_token
+
+    async def delete_face(
+        self, face_id: str, *, collection: str = DEFAULT_COLLECTION, timeout: float | None = None
+    ) -> FaceDeletion:
+        """Deletes one face (the person keeps their others); says whose it was and how many they have left.
+        Raises NotFound when no face has that id."""
+        request = facerec_pb2.DeleteFaceRequest(collection=collection, face_id=face_id)
+        return convert.face_deletion_from_proto(await self._call(self._stub.DeleteFace, request, timeout))
+
+    async def move_face(
+        self, face_id: str, to_person_id: str, *, collection: str = DEFAULT_COLLECTION, timeout: float | None = None
+    ) -> FaceMove:
+        """Moves one face to another person (enrolled or new); it keeps its id and descriptor, and identifies as
+        ``to_person_id`` from then on. Raises NotFound when no face has that id."""
+        request = facerec_pb2.MoveFaceRequest(collection=collection, face_id=face_id, to_person_id=to_person_id)
+        return convert.face_move_from_proto(await self._call(self._stub.MoveFace, request, timeout))
+
+    # ------------------------------------------------------------------------------------------ audit
+
+    async def list_audit_events(
+        self,
+        *,
+        since: datetime | None = None,
+        collection: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | None = None,
+    ) -> Page[AuditEvent]:
+        """One page of the caller's audit record, oldest first: events at or after ``since`` (None: from the
+        first; without a time zone: UTC), of ``collection`` only (the default "": every collection the key may
+        use)."""
+        request = messages.list_audit_events_request(
+            since=since, collection=collection, page_size=page_size, page_token=page_token
+        )
+        return convert.audit_page_from_proto(await self._call(self._stub.ListAuditEvents, request, timeout))
+
+    async def iter_audit_events(
+        self,
+        *,
+        since: datetime | None = None,
+        collection: str = "",
+        page_size: int = 0,
+        timeout: float | None = None,
+    ) -> AsyncIterator[AuditEvent]:
+        """Every event of the audit record from ``since`` on, oldest first, fetching pages as needed."""
+        page_token = ""
+        while True:
+            page = await self.list_audit_events(
+                since=since, collection=collection, page_size=page_size, page_token=page_token, timeout=timeout
+            )
+            for event in page.items:
+                yield event
+            if not page.next_page_token:
+                return
+            page_token = page.next_page_token

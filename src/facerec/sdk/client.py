@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -15,16 +17,25 @@ from facerec.sdk.channel import (
     auth_metadata,
     call_retrying_overload,
     channel_options,
+    client_credentials,
 )
-from facerec.sdk.errors import error_from_rpc
+from facerec.sdk.cluster_messages import OptionsGate, cluster_requests
+from facerec.sdk.errors import FacerecError, error_from_rpc
 from facerec.sdk.images import image_bytes
 from facerec.sdk.types import (
     DEFAULT_COLLECTION,
+    AuditEvent,
     BulkEnrollResult,
     Calibration,
+    ClusterPhotoInput,
+    ClusterProgress,
+    ClusterResult,
     Collection,
     DetectResult,
+    EnrolledFace,
     EnrollResult,
+    FaceDeletion,
+    FaceMove,
     FaceSelection,
     Frame,
     IdentifyResult,
@@ -45,6 +56,11 @@ class Client:
     ``timeout`` is the default deadline of each unary call in seconds (every method also takes its own);
     streams have no deadline unless one is given. Unary calls are retried on UNAVAILABLE by the channel.
     Failures raise :class:`facerec.sdk.errors.FacerecError` subclasses.
+
+    Plaintext unless TLS is asked for: ``tls=True`` verifies the gateway's certificate against the system trust
+    store, ``ca_file`` against that PEM bundle instead; ``client_cert_file`` and ``client_key_file`` are presented
+    to a gateway that requires mutual TLS (:func:`facerec.sdk.channel.channel_credentials`). ``credentials``
+    takes ready-made gRPC channel credentials instead of those arguments.
     """
 
     def __init__(
@@ -52,11 +68,18 @@ class Client:
         address: str = DEFAULT_ADDRESS,
         api_key: str | None = None,
         *,
+        tls: bool = False,
+        ca_file: str | os.PathLike[str] | None = None,
+        client_cert_file: str | os.PathLike[str] | None = None,
+        client_key_file: str | os.PathLike[str] | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         timeout: float | None = DEFAULT_TIMEOUT_S,
         options: Mapping[str, Any] | None = None,
     ) -> None:
         opts = channel_options(dict(options or {}))
+        credentials = client_credentials(
+            credentials, tls=tls, ca_file=ca_file, client_cert_file=client_cert_file, client_key_file=client_key_file
+        )
         if credentials is None:
             self._channel = grpc.insecure_channel(address, options=opts)
         else:
@@ -96,6 +119,7 @@ class Client:
         target_fpir: float | None = None,
         min_margin: float | None = None,
         model_id: str = "",
+        retention_seconds: int | None = None,
         timeout: float | None = None,
     ) -> Collection:
         """Creates a collection.
@@ -104,10 +128,16 @@ class Client:
         share of strangers that may be matched, the threshold then following the collection's size (None: the
         service's default, unless ``threshold`` is given, which then applies fixed; 0: a fixed threshold).
         ``min_margin``: the least distance between the nearest and second-nearest person for a match (None: the
-        service's default; 0: no margin rule).
+        service's default; 0: no margin rule). ``retention_seconds``: a person's faces are purged this long after
+        their newest enrollment (None or 0: kept until deleted; at most 100 years).
         """
         request = messages.create_collection_request(
-            name, threshold=threshold, model_id=model_id, target_fpir=target_fpir, min_margin=min_margin
+            name,
+            threshold=threshold,
+            model_id=model_id,
+            target_fpir=target_fpir,
+            min_margin=min_margin,
+            retention_seconds=retention_seconds,
         )
         return convert.collection_from_proto(self._call(self._stub.CreateCollection, request, timeout))
 
@@ -118,11 +148,17 @@ class Client:
         threshold: float | None = None,
         target_fpir: float | None = None,
         min_margin: float | None = None,
+        retention_seconds: int | None = None,
         timeout: float | None = None,
     ) -> Collection:
-        """Changes a collection's decision settings; those left None keep their values (at least one is needed)."""
+        """Changes a collection's decision settings or retention; those left None keep their values (at least one
+        is needed; ``retention_seconds=0`` removes the retention limit)."""
         request = messages.update_collection_request(
-            name, threshold=threshold, target_fpir=target_fpir, min_margin=min_margin
+            name,
+            threshold=threshold,
+            target_fpir=target_fpir,
+            min_margin=min_margin,
+            retention_seconds=retention_seconds,
         )
         return convert.collection_from_proto(self._call(self._stub.UpdateCollection, request, timeout))
 
@@ -291,6 +327,58 @@ class Client:
         request = facerec_pb2.DetectRequest(image=image_bytes(image), include_embeddings=include_embeddings)
         return convert.detect_result_from_proto(self._call(self._stub.Detect, request, timeout))
 
+    # ------------------------------------------------------------------------------------------ clustering
+
+    def cluster(
+        self,
+        photos: Iterable[ClusterPhotoInput],
+        *,
+        threshold: float | None = None,
+        min_faces: int = 0,
+        enroll: bool = False,
+        collection: str = DEFAULT_COLLECTION,
+        person_id_prefix: str = "",
+        on_progress: Callable[[ClusterProgress], None] | None = None,
+        timeout: float | None = None,
+    ) -> ClusterResult:
+        """Groups the faces of ``photos`` (images, :class:`Photo`, or ``(name, image)``; read lazily as the stream
+        is sent) into people: faces at most ``threshold`` apart are linked (None: the service's 0.5), groups of
+        fewer than ``min_faces`` faces are noise (0: 2). With ``enroll``, each group becomes a new person of
+        ``collection`` named ``person_id_prefix`` and the group's number (empty: a fresh prefix per call).
+
+        ``on_progress`` is called with each progress event as it arrives (in the calling thread). Photos are sent
+        once the gateway has accepted the options, so options it refuses end the call before any upload. The stream
+        has no deadline unless ``timeout`` is given. Unreadable photos and photos without a face are in the
+        result's ``skipped``.
+        """
+        options = convert.cluster_options_to_proto(
+            collection=collection,
+            threshold=threshold,
+            min_faces=min_faces,
+            enroll=enroll,
+            person_id_prefix=person_id_prefix,
+        )
+        gate = OptionsGate()
+        requests = messages.RequestStream(cluster_requests(photos, options, gate))
+        result: ClusterResult | None = None
+        responses = self._stub.ClusterFaces(requests, timeout=timeout, metadata=self._metadata)
+        try:
+            for response in responses:
+                gate.accept()
+                event = convert.cluster_event_from_proto(response)
+                if isinstance(event, ClusterResult):
+                    result = event
+                elif event is not None and on_progress is not None:
+                    on_progress(event)
+        except grpc.RpcError as e:
+            raise (requests.error or error_from_rpc(e)) from e
+        finally:
+            gate.close()
+            responses.cancel()  # a no-op once the stream ended; else (Ctrl-C, a callback's error) the call stops
+        if result is None:
+            raise FacerecError("the clustering stream ended without a result")
+        return result
+
     # ------------------------------------------------------------------------------------------ people
 
     def get_person(
@@ -350,3 +438,89 @@ class Client:
         """Erases a person (every face); returns the number of faces deleted."""
         request = facerec_pb2.DeletePersonRequest(collection=collection, person_id=person_id)
         return self._call(self._stub.DeletePerson, request, timeout).faces_deleted
+
+    # ------------------------------------------------------------------------------------------ faces of a person
+
+    def list_faces(
+        self,
+        person_id: str,
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | None = None,
+    ) -> Page[EnrolledFace]:
+        """One page of the person's faces, ordered by face id (``page_size=0``: the service's 100): each with its
+        photo's name, when it was enrolled, its quality and its box. Raises NotFound when the person has no face."""
+        request = facerec_pb2.ListFacesRequest(
+            collection=collection, person_id=person_id, page_size=page_size, page_token=page_token
+        )
+        return convert.faces_page_from_proto(self._call(self._stub.ListFaces, request, timeout))
+
+    def iter_faces(
+        self, person_id: str, *, collection: str = DEFAULT_COLLECTION, page_size: int = 0, timeout: float | None = None
+    ) -> Iterator[EnrolledFace]:
+        """Every face of the person, fetching pages as needed."""
+        page_token = ""
+        while True:
+            page = self.list_faces(
+                person_id, collection=collection, page_size=page_size, page_token=page_token, timeout=timeout
+            )
+            yield from page.items
+            if not page.next_page_token:
+                return
+            page_token = page.next_page_token
+
+    def delete_face(
+        self, face_id: str, *, collection: str = DEFAULT_COLLECTION, timeout: float | None = None
+    ) -> FaceDeletion:
+        """Deletes one face (the person keeps their others); says whose it was and how many they have left.
+        Raises NotFound when no face has that id."""
+        request = facerec_pb2.DeleteFaceRequest(collection=collection, face_id=face_id)
+        return convert.face_deletion_from_proto(self._call(self._stub.DeleteFace, request, timeout))
+
+    def move_face(
+        self, face_id: str, to_person_id: str, *, collection: str = DEFAULT_COLLECTION, timeout: float | None = None
+    ) -> FaceMove:
+        """Moves one face to another person (enrolled or new); it keeps its id and descriptor, and identifies as
+        ``to_person_id`` from then on. Raises NotFound when no face has that id."""
+        request = facerec_pb2.MoveFaceRequest(collection=collection, face_id=face_id, to_person_id=to_person_id)
+        return convert.face_move_from_proto(self._call(self._stub.MoveFace, request, timeout))
+
+    # ------------------------------------------------------------------------------------------ audit
+
+    def list_audit_events(
+        self,
+        *,
+        since: datetime | None = None,
+        collection: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | None = None,
+    ) -> Page[AuditEvent]:
+        """One page of the caller's audit record, oldest first: events at or after ``since`` (None: from the
+        first; without a time zone: UTC), of ``collection`` only (the default "": every collection the key may
+        use)."""
+        request = messages.list_audit_events_request(
+            since=since, collection=collection, page_size=page_size, page_token=page_token
+        )
+        return convert.audit_page_from_proto(self._call(self._stub.ListAuditEvents, request, timeout))
+
+    def iter_audit_events(
+        self,
+        *,
+        since: datetime | None = None,
+        collection: str = "",
+        page_size: int = 0,
+        timeout: float | None = None,
+    ) -> Iterator[AuditEvent]:
+        """Every event of the audit record from ``since`` on, oldest first, fetching pages as needed."""
+        page_token = ""
+        while True:
+            page = self.list_audit_events(
+                since=since, collection=collection, page_size=page_size, page_token=page_token, timeout=timeout
+            )
+            yield from page.items
+            if not page.next_page_token:
+                return
+            page_token = page.next_page_token

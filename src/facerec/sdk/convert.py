@@ -13,17 +13,27 @@ from google.protobuf import timestamp_pb2
 
 from facerec.sdk.types import (
     AppliedThreshold,
+    AuditAction,
+    AuditEvent,
     BoundingBox,
     BulkEnrollResult,
     BulkRejection,
     Calibration,
     Candidate,
+    ClusteredFace,
+    ClusterProgress,
+    ClusterResult,
+    ClusterStage,
     Collection,
     Decision,
     DetectResult,
     Embedding,
+    EnrolledFace,
     EnrollResult,
     Face,
+    FaceCluster,
+    FaceDeletion,
+    FaceMove,
     FaceQuality,
     FaceSelection,
     IdentifiedFace,
@@ -39,7 +49,7 @@ from facerec.sdk.types import (
     ThresholdSource,
     VerifyResult,
 )
-from facerec.v1 import face_pb2, facerec_pb2
+from facerec.v1 import audit_pb2, face_pb2, facerec_pb2
 
 
 def _f32(value: float) -> float:
@@ -173,6 +183,7 @@ def collection_from_proto(message: facerec_pb2.Collection) -> Collection:
         created_at=_timestamp_from_proto(message.created_at) if message.HasField("created_at") else None,
         target_fpir=message.target_fpir,
         min_margin=_f32(message.min_margin),
+        retention_seconds=message.retention_seconds,
     )
 
 
@@ -187,6 +198,7 @@ def collection_to_proto(collection: Collection) -> facerec_pb2.Collection:
         person_count=collection.person_count,
         target_fpir=collection.target_fpir,
         min_margin=collection.min_margin,
+        retention_seconds=collection.retention_seconds,
     )
     if collection.created_at is not None:
         message.created_at.FromDatetime(collection.created_at)
@@ -254,6 +266,101 @@ def person_to_proto(person: Person) -> facerec_pb2.Person:
 def people_page_from_proto(message: facerec_pb2.ListPeopleResponse) -> Page[Person]:
     """A page of people from a listing response."""
     return Page(items=tuple(person_from_proto(p) for p in message.people), next_page_token=message.next_page_token)
+
+
+# ---------------------------------------------------------------------------------------------- faces of a person
+
+
+def enrolled_face_from_proto(message: facerec_pb2.EnrolledFace) -> EnrolledFace:
+    """A stored face from its message; quality, box and time are None when the service left them unset."""
+    return EnrolledFace(
+        face_id=message.face_id,
+        person_id=message.person_id,
+        photo_name=message.photo_name,
+        enrolled_at=_timestamp_from_proto(message.enrolled_at) if message.HasField("enrolled_at") else None,
+        quality=quality_from_proto(message.quality) if message.HasField("quality") else None,
+        box=box_from_proto(message.box) if message.HasField("box") else None,
+    )
+
+
+def enrolled_face_to_proto(face: EnrolledFace) -> facerec_pb2.EnrolledFace:
+    """The message of a stored face."""
+    message = facerec_pb2.EnrolledFace(face_id=face.face_id, person_id=face.person_id, photo_name=face.photo_name)
+    if face.enrolled_at is not None:
+        message.enrolled_at.FromDatetime(face.enrolled_at)
+    if face.quality is not None:
+        message.quality.CopyFrom(quality_to_proto(face.quality))
+    if face.box is not None:
+        message.box.CopyFrom(box_to_proto(face.box))
+    return message
+
+
+def faces_page_from_proto(message: facerec_pb2.ListFacesResponse) -> Page[EnrolledFace]:
+    """A page of a person's faces from a listing response."""
+    return Page(
+        items=tuple(enrolled_face_from_proto(f) for f in message.faces), next_page_token=message.next_page_token
+    )
+
+
+def face_deletion_from_proto(message: facerec_pb2.DeleteFaceResponse) -> FaceDeletion:
+    """The answer of a face deletion."""
+    return FaceDeletion(person_id=message.person_id, faces_left=message.faces_left)
+
+
+def face_move_from_proto(message: facerec_pb2.MoveFaceResponse) -> FaceMove:
+    """The answer of a face move."""
+    return FaceMove(face=enrolled_face_from_proto(message.face), from_person_id=message.from_person_id)
+
+
+# ---------------------------------------------------------------------------------------------- audit
+
+
+def audit_action_from_proto(value: int) -> AuditAction:
+    """An audit action by the proto enum's name; a value this SDK does not know (a newer service's) reads as
+    UNSPECIFIED."""
+    try:
+        return AuditAction(audit_pb2.AuditAction.Name(audit_pb2.AuditAction.ValueType(value)))
+    except ValueError:
+        return AuditAction.UNSPECIFIED
+
+
+def audit_event_from_proto(message: audit_pb2.AuditEvent) -> AuditEvent:
+    """An audit event from its message."""
+    return AuditEvent(
+        sequence=message.sequence,
+        time=_timestamp_from_proto(message.time) if message.HasField("time") else None,
+        action=audit_action_from_proto(message.action),
+        collection=message.collection,
+        person_id=message.person_id,
+        face_id=message.face_id,
+        faces=message.faces,
+        request_id=message.request_id,
+        actor=message.actor,
+        detail=message.detail,
+    )
+
+
+def audit_event_to_proto(event: AuditEvent) -> audit_pb2.AuditEvent:
+    """The message of an audit event."""
+    message = audit_pb2.AuditEvent(
+        sequence=event.sequence,
+        action=audit_pb2.AuditAction.Value(event.action.value),
+        collection=event.collection,
+        person_id=event.person_id,
+        face_id=event.face_id,
+        faces=event.faces,
+        request_id=event.request_id,
+        actor=event.actor,
+        detail=event.detail,
+    )
+    if event.time is not None:
+        message.time.FromDatetime(event.time)
+    return message
+
+
+def audit_page_from_proto(message: facerec_pb2.ListAuditEventsResponse) -> Page[AuditEvent]:
+    """A page of the audit record from a listing response."""
+    return Page(items=tuple(audit_event_from_proto(e) for e in message.events), next_page_token=message.next_page_token)
 
 
 # ---------------------------------------------------------------------------------------------- enrollment
@@ -537,3 +644,118 @@ def detect_result_to_proto(result: DetectResult) -> facerec_pb2.DetectResponse:
     return facerec_pb2.DetectResponse(
         faces=[face_to_proto(f) for f in result.faces], image_size=image_size_to_proto(result.image_size)
     )
+
+
+# ---------------------------------------------------------------------------------------------- clustering
+
+_STAGE_PREFIX = "CLUSTER_STAGE_"
+
+
+def cluster_options_to_proto(
+    *,
+    collection: str = "",
+    threshold: float | None = None,
+    min_faces: int = 0,
+    enroll: bool = False,
+    person_id_prefix: str = "",
+) -> facerec_pb2.ClusterOptions:
+    """The options message of a clustering call (``threshold`` None and ``min_faces`` 0: the service's defaults)."""
+    return facerec_pb2.ClusterOptions(
+        collection=collection,
+        threshold=threshold or 0.0,
+        min_faces=min_faces,
+        enroll=enroll,
+        person_id_prefix=person_id_prefix,
+    )
+
+
+def cluster_stage_from_proto(value: int) -> ClusterStage:
+    """The stage of a proto value; values this SDK does not know read as UNSPECIFIED."""
+    try:
+        return ClusterStage(facerec_pb2.ClusterStage.Name(value).removeprefix(_STAGE_PREFIX))  # type: ignore[arg-type]
+    except ValueError:
+        return ClusterStage.UNSPECIFIED
+
+
+def cluster_progress_from_proto(message: facerec_pb2.ClusterProgress) -> ClusterProgress:
+    """Progress of a clustering call from its message."""
+    return ClusterProgress(
+        stage=cluster_stage_from_proto(message.stage), done=message.done, total=message.total, faces=message.faces
+    )
+
+
+def cluster_progress_to_proto(progress: ClusterProgress) -> facerec_pb2.ClusterProgress:
+    """The message of a clustering call's progress."""
+    return facerec_pb2.ClusterProgress(
+        stage=facerec_pb2.ClusterStage.Value(_STAGE_PREFIX + progress.stage.value),
+        done=progress.done,
+        total=progress.total,
+        faces=progress.faces,
+    )
+
+
+def clustered_face_from_proto(message: facerec_pb2.ClusteredFace) -> ClusteredFace:
+    """A clustered face from its message."""
+    return ClusteredFace(
+        photo_index=message.photo_index,
+        photo_name=message.photo_name,
+        face_index=message.face_index,
+        box=box_from_proto(message.box),
+        quality=quality_from_proto(message.quality),
+        face_id=message.face_id,
+    )
+
+
+def clustered_face_to_proto(face: ClusteredFace) -> facerec_pb2.ClusteredFace:
+    """The message of a clustered face."""
+    return facerec_pb2.ClusteredFace(
+        photo_index=face.photo_index,
+        photo_name=face.photo_name,
+        face_index=face.face_index,
+        box=box_to_proto(face.box),
+        quality=quality_to_proto(face.quality),
+        face_id=face.face_id,
+    )
+
+
+def cluster_result_from_proto(message: facerec_pb2.ClusterResult) -> ClusterResult:
+    """The result of a clustering call from its message."""
+    return ClusterResult(
+        clusters=tuple(
+            FaceCluster(faces=tuple(clustered_face_from_proto(f) for f in c.faces), person_id=c.person_id)
+            for c in message.clusters
+        ),
+        noise=tuple(clustered_face_from_proto(f) for f in message.noise),
+        photos=message.photos,
+        faces=message.faces,
+        skipped=tuple(photo_result_from_proto(p) for p in message.skipped),
+        threshold=_f32(message.threshold),
+        min_faces=message.min_faces,
+    )
+
+
+def cluster_result_to_proto(result: ClusterResult) -> facerec_pb2.ClusterResult:
+    """The message of a clustering call's result."""
+    return facerec_pb2.ClusterResult(
+        clusters=[
+            facerec_pb2.FaceCluster(faces=[clustered_face_to_proto(f) for f in c.faces], person_id=c.person_id)
+            for c in result.clusters
+        ],
+        noise=[clustered_face_to_proto(f) for f in result.noise],
+        photos=result.photos,
+        faces=result.faces,
+        skipped=[photo_result_to_proto(p) for p in result.skipped],
+        threshold=result.threshold,
+        min_faces=result.min_faces,
+    )
+
+
+def cluster_event_from_proto(message: facerec_pb2.ClusterEvent) -> ClusterProgress | ClusterResult | None:
+    """A clustering call's progress or result from one answer of its stream (None: an event this SDK does not
+    know)."""
+    which = message.WhichOneof("event")
+    if which == "progress":
+        return cluster_progress_from_proto(message.progress)
+    if which == "result":
+        return cluster_result_from_proto(message.result)
+    return None

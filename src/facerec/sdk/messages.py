@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 from facerec.sdk.convert import face_selection_to_proto
@@ -155,6 +156,7 @@ def create_collection_request(
     model_id: str = "",
     target_fpir: float | None = None,
     min_margin: float | None = None,
+    retention_seconds: int | None = None,
 ) -> facerec_pb2.CreateCollectionRequest:
     """A collection creation; each setting left None takes the service's default (see ``create_collection``)."""
     request = facerec_pb2.CreateCollectionRequest(name=name, model_id=model_id)
@@ -164,6 +166,8 @@ def create_collection_request(
         request.target_fpir = target_fpir
     if min_margin is not None:
         request.min_margin = min_margin
+    if retention_seconds is not None:
+        request.retention_seconds = retention_seconds
     return request
 
 
@@ -173,10 +177,13 @@ def update_collection_request(
     threshold: float | None = None,
     target_fpir: float | None = None,
     min_margin: float | None = None,
+    retention_seconds: int | None = None,
 ) -> facerec_pb2.UpdateCollectionRequest:
-    """A change of a collection's decision settings: the settings given replace the collection's."""
-    if threshold is None and target_fpir is None and min_margin is None:
-        raise ValueError("update_collection needs at least one of threshold, target_fpir, min_margin")
+    """A change of a collection's settings: the settings given replace the collection's."""
+    if threshold is None and target_fpir is None and min_margin is None and retention_seconds is None:
+        raise ValueError(
+            "update_collection needs at least one of threshold, target_fpir, min_margin, retention_seconds"
+        )
     request = facerec_pb2.UpdateCollectionRequest(name=name)
     if threshold is not None:
         request.threshold = threshold
@@ -184,6 +191,18 @@ def update_collection_request(
         request.target_fpir = target_fpir
     if min_margin is not None:
         request.min_margin = min_margin
+    if retention_seconds is not None:
+        request.retention_seconds = retention_seconds
+    return request
+
+
+def list_audit_events_request(
+    *, since: datetime | None = None, collection: str = "", page_size: int = 0, page_token: str = ""
+) -> facerec_pb2.ListAuditEventsRequest:
+    """A page of the audit record; ``since`` without a time zone is taken as UTC."""
+    request = facerec_pb2.ListAuditEventsRequest(collection=collection, page_size=page_size, page_token=page_token)
+    if since is not None:
+        request.since.FromDatetime(since if since.tzinfo is not None else since.replace(tzinfo=UTC))
     return request
 
 

@@ -145,6 +145,8 @@ class Collection:
     """Target false-positive identification rate; the threshold then follows the size (0: ``threshold`` is fixed)."""
     min_margin: float = 0.0
     """A face nearer than this to its second-nearest person than to its nearest is AMBIGUOUS (0: no rule)."""
+    retention_seconds: int = 0
+    """A person's faces are purged this long after their newest enrollment (0: kept until deleted)."""
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,37 @@ class Person:
     metadata: Mapping[str, str] = field(default_factory=dict)
     face_count: int = 0
     face_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EnrolledFace:
+    """One stored face of a person: the photo it was enrolled from, when, how good it was and where it was."""
+
+    face_id: str
+    person_id: str
+    photo_name: str = ""
+    """The photo's name given at enrollment (the file's name from a path; empty when none was given)."""
+    enrolled_at: datetime | None = None
+    quality: FaceQuality | None = None
+    """The face's measures at enrollment; None for faces enrolled before the service stored them."""
+    box: BoundingBox | None = None
+    """Where the face was in its photo; None for faces enrolled before the service stored it."""
+
+
+@dataclass(frozen=True)
+class FaceDeletion:
+    """Whose face was deleted and how many faces they have left (0: the person is gone)."""
+
+    person_id: str
+    faces_left: int
+
+
+@dataclass(frozen=True)
+class FaceMove:
+    """A face after it was moved to another person, and the person it was taken from."""
+
+    face: EnrolledFace
+    from_person_id: str
 
 
 @dataclass(frozen=True)
@@ -378,3 +411,112 @@ class DetectResult:
 
     faces: tuple[Face, ...]
     image_size: ImageSize
+
+
+# ---------------------------------------------------------------------------------------------- clustering
+
+
+# A photo to cluster: an image (a path's file name is its name), a :class:`Photo`, or ``(name, image)``.
+ClusterPhotoInput: TypeAlias = ImageInput | Photo | tuple[str, ImageInput]
+
+
+class ClusterStage(enum.StrEnum):
+    """What a clustering call is doing."""
+
+    UNSPECIFIED = "UNSPECIFIED"
+    EMBEDDING = "EMBEDDING"
+    """Photos are decoded and their faces found and embedded (``total``: photos received so far)."""
+    LINKING = "LINKING"
+    """Each face's near neighbours are searched (``total``: faces)."""
+    GROUPING = "GROUPING"
+    """The neighbour graph is cut into groups."""
+    ENROLLING = "ENROLLING"
+    """Groups are enrolled as new people (``total``: groups)."""
+
+
+@dataclass(frozen=True)
+class ClusterProgress:
+    """How far a clustering call is: ``done`` of ``total`` in ``stage``, and the faces found so far."""
+
+    stage: ClusterStage
+    done: int
+    total: int
+    faces: int
+
+
+@dataclass(frozen=True)
+class ClusteredFace:
+    """One face of a clustered photo: the photo (its index in the stream and its name), the face's index in the
+    photo (as :attr:`Face.index`), where it is and how good it is; ``face_id`` of the enrolled face with
+    ``enroll``."""
+
+    photo_index: int
+    photo_name: str
+    face_index: int
+    box: BoundingBox
+    quality: FaceQuality
+    face_id: str = ""
+
+
+@dataclass(frozen=True)
+class FaceCluster:
+    """The faces of one person, in photo order; ``person_id`` is the new person's with ``enroll``."""
+
+    faces: tuple[ClusteredFace, ...]
+    person_id: str = ""
+
+
+@dataclass(frozen=True)
+class ClusterResult:
+    """Groups of faces (largest first), the faces in no group (``noise``), and the photos that gave no face
+    (``skipped``, each with its reasons); the threshold and minimum group size applied."""
+
+    clusters: tuple[FaceCluster, ...]
+    noise: tuple[ClusteredFace, ...]
+    photos: int
+    faces: int
+    skipped: tuple[PhotoResult, ...]
+    threshold: float
+    min_faces: int
+
+
+# ---------------------------------------------------------------------------------------------- audit
+
+
+class AuditAction(enum.StrEnum):
+    """What an audit event records; the values are the proto enum's names."""
+
+    UNSPECIFIED = "AUDIT_ACTION_UNSPECIFIED"
+    ENROLL = "AUDIT_ENROLL"
+    """Faces were stored for a person."""
+    FACE_DELETE = "AUDIT_FACE_DELETE"
+    FACE_MOVE = "AUDIT_FACE_MOVE"
+    """One face was moved to another person (``person_id``: the new one; ``detail`` names both)."""
+    PERSON_UPDATE = "AUDIT_PERSON_UPDATE"
+    PERSON_DELETE = "AUDIT_PERSON_DELETE"
+    """Erasure of every face of a person."""
+    RETENTION_PURGE = "AUDIT_RETENTION_PURGE"
+    """The collection's retention period ran out for a person: the service purged their faces by itself."""
+    COLLECTION_CREATE = "AUDIT_COLLECTION_CREATE"
+    COLLECTION_UPDATE = "AUDIT_COLLECTION_UPDATE"
+    COLLECTION_DELETE = "AUDIT_COLLECTION_DELETE"
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One change to enrolled data: who, when, what and how many (never a descriptor or an image)."""
+
+    sequence: int
+    """Increasing with time within the tenant's record."""
+    time: datetime | None
+    action: AuditAction
+    collection: str
+    person_id: str = ""
+    face_id: str = ""
+    faces: int = 0
+    """Faces stored, removed or moved."""
+    request_id: str = ""
+    """The ``x-request-id`` of the call that made the change (empty for the service's own purges)."""
+    actor: str = ""
+    """``key:`` and the first 16 hex digits of the SHA-256 of the caller's API key, or ``registry:retention``."""
+    detail: str = ""

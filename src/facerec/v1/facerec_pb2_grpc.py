@@ -294,7 +294,8 @@ class FaceRecognitionServicer:
         ClusterResult at the end. The faces are held by the registry while the call lasts (searched through it, as
         identification is), so a call scales with the registry, not with the gateway's memory. With `enroll`, each
         group becomes a new person of the collection. An unreadable photo or one without a face does not stop the
-        call: it is listed in the result.
+        call: it is listed in the result. The first event (CLUSTER_STAGE_EMBEDDING, 0 of 0) says the options were
+        accepted: a client may wait for it before uploading photos, so bad options end the call before any upload.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -107,7 +107,8 @@ class FaceRecognitionStub:
     ClusterResult at the end. The faces are held by the registry while the call lasts (searched through it, as
     identification is), so a call scales with the registry, not with the gateway's memory. With `enroll`, each
     group becomes a new person of the collection. An unreadable photo or one without a face does not stop the
-    call: it is listed in the result.
+    call: it is listed in the result. The first event (CLUSTER_STAGE_EMBEDDING, 0 of 0) says the options were
+    accepted: a client may wait for it before uploading photos, so bad options end the call before any upload.
     """
     ListAuditEvents: _grpc.UnaryUnaryMultiCallable[_facerec_pb2.ListAuditEventsRequest, _facerec_pb2.ListAuditEventsResponse]
     """The tenant's audit record: who enrolled, changed, erased or purged what, and when, oldest first, paged."""
@@ -178,7 +179,8 @@ class FaceRecognitionAsyncStub(FaceRecognitionStub):
     ClusterResult at the end. The faces are held by the registry while the call lasts (searched through it, as
     identification is), so a call scales with the registry, not with the gateway's memory. With `enroll`, each
     group becomes a new person of the collection. An unreadable photo or one without a face does not stop the
-    call: it is listed in the result.
+    call: it is listed in the result. The first event (CLUSTER_STAGE_EMBEDDING, 0 of 0) says the options were
+    accepted: a client may wait for it before uploading photos, so bad options end the call before any upload.
     """
     ListAuditEvents: _aio.UnaryUnaryMultiCallable[_facerec_pb2.ListAuditEventsRequest, _facerec_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
     """The tenant's audit record: who enrolled, changed, erased or purged what, and when, oldest first, paged."""
@@ -366,7 +368,8 @@ class FaceRecognitionServicer(metaclass=_abc_1.ABCMeta):
         ClusterResult at the end. The faces are held by the registry while the call lasts (searched through it, as
         identification is), so a call scales with the registry, not with the gateway's memory. With `enroll`, each
         group becomes a new person of the collection. An unreadable photo or one without a face does not stop the
-        call: it is listed in the result.
+        call: it is listed in the result. The first event (CLUSTER_STAGE_EMBEDDING, 0 of 0) says the options were
+        accepted: a client may wait for it before uploading photos, so bad options end the call before any upload.
         """
 
     @_abc_1.abstractmethod
