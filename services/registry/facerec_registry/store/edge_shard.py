@@ -80,7 +80,11 @@ def read_ahead(shard_dir: Path) -> None:
     """
 
     def read_files() -> None:
-        for path in sorted((shard_dir / "segments").rglob("*")):
+        try:
+            paths = sorted((shard_dir / "segments").rglob("*"))
+        except OSError:  # the shard was deleted meanwhile (a clustering call's working collection, quickly gone)
+            return
+        for path in paths:
             try:
                 with path.open("rb", buffering=0) as file:
                     while file.read(_READ_AHEAD_CHUNK):
