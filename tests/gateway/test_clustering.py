@@ -24,10 +24,9 @@ from facerec_gateway.clustering import (
     ClusterProgress,
     ClusterResult,
     ClusterStage,
-    enrolled_face_id,
 )
 from facerec_gateway.domain import Box, RejectionReason
-from facerec_gateway.enrollment import Photo, face_id
+from facerec_gateway.enrollment import Photo, digest_face_id, face_id
 from facerec_gateway.face_metadata import PHOTO
 from tests.gateway.fakes import GOOD, TENANT, FakeEmbedder, FakeRegistry, face, recognition, vector
 
@@ -371,4 +370,4 @@ def test_enrolled_face_ids_are_enrollments_own() -> None:
     shown = face(vector(1, 0, 0, 0), x=30)
     digest = hashlib.sha256(photo).hexdigest()
 
-    assert enrolled_face_id("t__c", "p-1", digest, shown.box) == face_id("t__c", "p-1", photo, shown)
+    assert digest_face_id("t__c", "p-1", digest, shown.box) == face_id("t__c", "p-1", photo, shown)

@@ -40,7 +40,6 @@ import enum
 import hashlib
 import secrets
 import time
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -67,7 +66,7 @@ from facerec_gateway.domain import (
     StoredCollection,
     Vector,
 )
-from facerec_gateway.enrollment import FACE_ID_NAMESPACE, Photo, PhotoResult
+from facerec_gateway.enrollment import Photo, PhotoResult, digest_face_id
 from facerec_gateway.errors import DependencyUnavailable, InvalidRequest
 from facerec_gateway.face_metadata import face_metadata
 from facerec_gateway.policy import RecognitionPolicy
@@ -190,13 +189,6 @@ def working_collection_name(tenant: Tenant) -> str:
     """The registry name of a call's working collection: the tenant's namespace, then ``_cluster-`` and a random
     suffix."""
     return f"{tenant.id}{WORKING_COLLECTION_MARK}{secrets.token_hex(8)}"
-
-
-def enrolled_face_id(collection: str, person_id: str, photo_digest: str, box: Box) -> str:
-    """The id enrollment gives this face of the photo (SHA-256 ``photo_digest``) enrolled for the person: the
-    same key as ``enrollment.face_id``, from the digest (the call keeps digests, not photos)."""
-    key = f"{collection}\n{person_id}\n{photo_digest}\n{box.x},{box.y},{box.width},{box.height}"
-    return str(uuid.uuid5(FACE_ID_NAMESPACE, key))
 
 
 class _FaceTable:
@@ -555,7 +547,7 @@ class Clusterer:
         photo, index, box, quality = call.faces.face(number)
         face = Face(box, None, 0.0, quality, None, index)
         return FaceRecord(
-            face_id=enrolled_face_id(target.name, person_id, call.digests[photo].hex(), box),
+            face_id=digest_face_id(target.name, person_id, call.digests[photo].hex(), box),
             person_id=person_id,
             embedding=stored.embedding,
             model_id=stored.model_id,
@@ -600,7 +592,7 @@ class Clusterer:
 
     def _clustered(self, call: _Call, number: int, target: StoredCollection | None, person_id: str) -> ClusteredFace:
         photo, index, box, quality = call.faces.face(number)
-        face_id = "" if target is None else enrolled_face_id(target.name, person_id, call.digests[photo].hex(), box)
+        face_id = "" if target is None else digest_face_id(target.name, person_id, call.digests[photo].hex(), box)
         return ClusteredFace(photo, call.names[photo], index, box, quality, face_id)
 
 

@@ -30,6 +30,7 @@ from facerec_gateway.auth import Tenant
 from facerec_gateway.clients import Embedder, Registry
 from facerec_gateway.collections import Collections
 from facerec_gateway.domain import (
+    Box,
     EmbeddedPhoto,
     Face,
     FaceRecord,
@@ -145,9 +146,12 @@ def choose_face(faces: Sequence[F], policy: QualityPolicy, selection: FaceSelect
 
 def face_id(collection: str, person_id: str, image: bytes, face: Face) -> str:
     """The deterministic id of ``face`` of ``image`` enrolled for ``person_id`` in ``collection``."""
-    box = face.box
-    digest = hashlib.sha256(image).hexdigest()
-    key = f"{collection}\n{person_id}\n{digest}\n{box.x},{box.y},{box.width},{box.height}"
+    return digest_face_id(collection, person_id, hashlib.sha256(image).hexdigest(), face.box)
+
+
+def digest_face_id(collection: str, person_id: str, photo_digest: str, box: Box) -> str:
+    """The same id from the photo's SHA-256 hex digest (for callers that keep digests, not photos: clustering)."""
+    key = f"{collection}\n{person_id}\n{photo_digest}\n{box.x},{box.y},{box.width},{box.height}"
     return str(uuid.uuid5(FACE_ID_NAMESPACE, key))
 
 
